@@ -1,0 +1,15 @@
+"""pnp_lpn: plug-and-play reconstruction with learned proximal networks.
+
+Priors (``LPN``, ``AELPN``) are exact proximal operators of learned regularisers, so the
+PnP solvers (``solve``) minimise an objective they can evaluate at every iteration.
+"""
+
+from . import operators, training
+from ._version import __version__
+from .checkpoint import load_prior, save_prior
+from .priors import AELPN, LPN, ProxPrior, list_pretrained, load_pretrained
+
+__all__ = [
+    "AELPN", "LPN", "ProxPrior", "__version__", "list_pretrained", "load_pretrained",
+    "load_prior", "operators", "save_prior", "training",
+]

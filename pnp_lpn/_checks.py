@@ -1,0 +1,49 @@
+"""Input validation shared by priors, operators and solvers.
+
+Every public entry point calls one of these before touching torch, so that bad input
+fails with a message naming what was wrong and what is expected.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_image(
+    x: object,
+    name: str = "x",
+    channels: int | None = None,
+    shape: tuple[int, ...] | None = None,
+    finite: bool = True,
+) -> Tensor:
+    """Check that ``x`` is a finite floating (B, C, H, W) tensor and return it.
+
+    :param channels: required C, or None for any.
+    :param shape: required (C, H, W), or None for any.
+    """
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have 4 dimensions (B, C, H, W), got shape {tuple(x.shape)}")
+    if not torch.is_floating_point(x):
+        raise ValueError(f"{name} must be a floating-point tensor (e.g. float32), got dtype {x.dtype}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(
+            f"{name} has {x.shape[1]} channel(s) but {channels} are expected (shape {tuple(x.shape)})"
+        )
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    if finite and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return x
+
+
+def check_positive(value: float, name: str, allow_zero: bool = False) -> float:
+    """Return ``float(value)`` if it is finite and > 0 (>= 0 when ``allow_zero``)."""
+    v = float(value)
+    ok = v >= 0 if allow_zero else v > 0
+    if not (ok and v == v and v != float("inf")):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return v

@@ -1,0 +1,86 @@
+"""Prior checkpoints: safetensors files with JSON metadata in their header (no pickle).
+
+A file holds the prior's parameters under ``model.<name>``, optionally the optimiser state
+under ``optim.<...>`` (training checkpoints), and one metadata entry ``pnp_lpn`` with a
+JSON object: format and package version, the architecture and its constructor
+arguments, and whatever the trainer records (sigma, data, steps, losses, wall time, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import Tensor
+
+from ._version import __version__
+from .priors.aelpn import AELPN
+from .priors.base import ProxPrior
+from .priors.lpn import LPN
+
+FORMAT = "pnp_lpn-prior"
+FORMAT_VERSION = 1
+ARCHITECTURES: dict[str, type[ProxPrior]] = {"LPN": LPN, "AELPN": AELPN}
+
+
+def save_prior(
+    prior: ProxPrior,
+    path: str | Path,
+    metadata: dict | None = None,
+    extra_tensors: dict[str, Tensor] | None = None,
+) -> Path:
+    """Write ``prior`` (and optional extra tensors, e.g. optimiser state) to ``path``."""
+    arch = type(prior).__name__
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"cannot save a {arch}; known architectures: {sorted(ARCHITECTURES)}")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
+            "architecture": arch, "config": prior.config(), **(metadata or {})}
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in prior.state_dict().items()}
+    tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata={"pnp_lpn": json.dumps(meta)})
+    tmp.replace(path)  # atomic: an interrupted save never leaves a truncated checkpoint
+    return path
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The JSON metadata of a checkpoint, validated to be one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("pnp_lpn")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path} is not a readable safetensors file ({e})") from e
+    if raw is None:
+        raise ValueError(f"{path} is a safetensors file but has no pnp_lpn metadata")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT or meta.get("architecture") not in ARCHITECTURES:
+        raise ValueError(f"{path}: unknown format {meta.get('format')!r} / architecture {meta.get('architecture')!r}")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer pnp_lpn (format {meta['format_version']}); upgrade")
+    return meta
+
+
+def load_tensors(path: str | Path, prefix: str) -> dict[str, Tensor]:
+    """Tensors stored under ``prefix`` (prefix stripped)."""
+    return {k[len(prefix):]: v for k, v in load_file(str(path)).items() if k.startswith(prefix)}
+
+
+def load_prior(path: str | Path, device: str | torch.device = "cpu") -> ProxPrior:
+    """Rebuild the prior stored at ``path`` in eval mode; rejects mismatched files clearly."""
+    meta = read_metadata(path)
+    prior = ARCHITECTURES[meta["architecture"]](**meta["config"])
+    state = load_tensors(path, "model.")
+    try:
+        prior.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not match the stored {meta['architecture']} config: {e}") from e
+    prior.metadata = meta
+    return prior.to(device).eval()

@@ -1,0 +1,8 @@
+"""Exact-prox priors: LPN and AE-LPN, their checkpoints and a deepinv explicit-prior adapter."""
+
+from .aelpn import AELPN
+from .base import ProxPrior, RegularizerResult
+from .lpn import LPN
+from .pretrained import list_pretrained, load_pretrained
+
+__all__ = ["AELPN", "LPN", "ProxPrior", "RegularizerResult", "list_pretrained", "load_pretrained"]

@@ -1,0 +1,113 @@
+"""Offline training data: every source here installs with a package (SPEC section 7).
+
+A data source is a :class:`PatchSampler`: a list of images and a rule to cut random
+patches (with flips and 90-degree rotations). Batches are drawn from a generator seeded by
+(seed, step), so batch k is the same whether a run was interrupted or not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+NATURAL_GRAY = ["camera", "moon", "brick", "grass", "gravel", "text", "page", "clock", "cell"]
+NATURAL_COLOR = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"]
+SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
+#: held out from training and used for validation PSNR only
+VALIDATION = ["coins", "chelsea"]
+
+
+def _load_skimage(name: str) -> np.ndarray:
+    import skimage.data
+
+    return getattr(skimage.data, name)()
+
+
+def _load_sklearn(name: str) -> np.ndarray:
+    from sklearn.datasets import load_sample_image
+
+    return load_sample_image(name)
+
+
+def _to_tensor(img: np.ndarray, gray: bool) -> Tensor:
+    """uint8 (H, W) or (H, W, 3) -> float32 (C, H, W) in [0, 1]; ITU-R 601 luma for grey."""
+    a = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
+    if a.ndim == 2:
+        a = a[None] if gray else a[None].expand(3, -1, -1).clone()
+    else:
+        a = a[..., :3].permute(2, 0, 1)
+        if gray:
+            a = (0.299 * a[0] + 0.587 * a[1] + 0.114 * a[2])[None]
+    return a.contiguous()
+
+
+def natural_images(split: str = "train", gray: bool = True) -> list[Tensor]:
+    """Natural images from scikit-image / scikit-learn as (C, H, W) tensors in [0, 1].
+
+    :param split: "train" (all but the validation images) or "val" (``VALIDATION``).
+    :param gray: luma images (C=1) or colour (C=3; grey sources are skipped).
+    """
+    if split == "val":
+        return [_to_tensor(_load_skimage(n), gray) for n in VALIDATION if gray or n == "chelsea"]
+    if split != "train":
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    imgs = [_to_tensor(_load_skimage(n), gray) for n in (NATURAL_GRAY if gray else [])]
+    imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
+    imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
+    return imgs
+
+
+class PatchSampler:
+    """Random patches of a fixed size from a list of (C, H, W) images.
+
+    Images are chosen with probability proportional to their area, the patch position
+    uniformly, then a random flip and a random multiple of 90-degree rotation.
+    """
+
+    def __init__(self, images: list[Tensor], patch_size: int, augment: bool = True):
+        if not images:
+            raise ValueError("PatchSampler needs at least one image")
+        small = [tuple(im.shape) for im in images if min(im.shape[-2:]) < patch_size]
+        if small:
+            raise ValueError(f"patch_size {patch_size} is larger than image(s) of shape {small}")
+        self.images, self.patch_size, self.augment = images, int(patch_size), augment
+        areas = torch.tensor([float(im.shape[-1] * im.shape[-2]) for im in images])
+        self.weights = areas / areas.sum()
+
+    @property
+    def channels(self) -> int:
+        return self.images[0].shape[0]
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        """A batch (batch_size, C, P, P) drawn with ``generator``."""
+        p = self.patch_size
+        idx = torch.multinomial(self.weights, batch_size, replacement=True, generator=generator)
+        out = []
+        for i in idx.tolist():
+            im = self.images[i]
+            top = int(torch.randint(im.shape[-2] - p + 1, (1,), generator=generator))
+            left = int(torch.randint(im.shape[-1] - p + 1, (1,), generator=generator))
+            patch = im[:, top : top + p, left : left + p]
+            if self.augment:
+                if int(torch.randint(2, (1,), generator=generator)):
+                    patch = patch.flip(-1)
+                patch = torch.rot90(patch, int(torch.randint(4, (1,), generator=generator)), (-2, -1))
+            out.append(patch)
+        return torch.stack(out)
+
+
+def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> PatchSampler:
+    """A :class:`PatchSampler` from a named dataset, a tensor (N, C, H, W) of images or
+    patches, or an existing sampler (returned as is)."""
+    if isinstance(data, PatchSampler):
+        return data
+    if isinstance(data, Tensor):
+        if data.ndim != 4 or not torch.is_floating_point(data):
+            raise ValueError(f"training data tensor must be float (N, C, H, W), got {data.dtype} {tuple(data.shape)}")
+        return PatchSampler(list(data), min(patch_size, *data.shape[-2:]))
+    if data == "natural-gray":
+        return PatchSampler(natural_images("train", gray=True), patch_size)
+    if data == "natural-color":
+        return PatchSampler(natural_images("train", gray=False), patch_size)
+    raise ValueError(f"unknown dataset {data!r}; named datasets: natural-gray, natural-color")

@@ -1,0 +1,40 @@
+"""Named training recipes: the exact settings behind every shipped checkpoint.
+
+``pnp-lpn train --preset NAME [--steps N ...]`` runs one; the preset name, overrides and
+data description are stored in the checkpoint's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..priors.aelpn import AELPN
+from ..priors.base import ProxPrior
+from ..priors.lpn import LPN
+from .train import TrainConfig
+
+
+@dataclass
+class Preset:
+    """A prior constructor, its arguments, the dataset name, patch size and TrainConfig."""
+
+    description: str
+    architecture: type[ProxPrior]
+    prior_kwargs: dict
+    dataset: str
+    patch_size: int
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    "natural-gray": Preset(
+        "LPN for grey natural images at sigma 0.1 (scikit-image/scikit-learn photos)",
+        LPN, dict(in_channels=1), "natural-gray", 40,
+        TrainConfig(sigma=0.1, steps=12000, batch_size=32, val_every=500, ckpt_every=250),
+    ),
+    "natural-gray-ae": Preset(
+        "AE-LPN for grey natural images at sigma 0.1 (scikit-image/scikit-learn photos)",
+        AELPN, dict(in_channels=1), "natural-gray", 40,
+        TrainConfig(sigma=0.1, steps=12000, batch_size=32, val_every=500, ckpt_every=250),
+    ),
+}

@@ -1,0 +1,237 @@
+"""Proximal-matching training of exact-prox priors (SPEC section 3).
+
+Schedule over ``steps`` optimiser steps (Adam; ``project_weights()`` after every step):
+
+- steps [0, l1_steps): L1 loss, learning rate ``lr_l1`` (warm-up);
+- the remaining steps: proximal-matching loss at learning rate ``lr_pm`` in equal stages
+  with gamma = m * gamma_min for m in ``gamma_multipliers`` (default 8, 4, 2, 1), where
+  gamma_min = ``gamma_factor`` * sqrt(C*P*P).
+
+Pairs are (x, x + sigma * N(0, I)) with patches and noise drawn from a generator seeded by
+(seed, step, rank): batch k is identical in an interrupted-and-resumed run and an
+uninterrupted one, so resuming from a checkpoint ends exactly where the uninterrupted run
+would. With torch.distributed initialised (e.g. under ``torchrun``), every process draws its
+own batch and gradients are averaged with all_reduce before the step (data parallel).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..checkpoint import load_tensors, read_metadata, save_prior
+from ..priors.base import ProxPrior
+from .datasets import PatchSampler
+from .losses import gamma_for, l1_loss, proximal_matching_loss
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train` (all recorded in checkpoints)."""
+
+    sigma: float = 0.1
+    steps: int = 2000
+    batch_size: int = 32
+    l1_fraction: float = 0.5
+    lr_l1: float = 1e-3
+    lr_pm: float = 1e-4
+    gamma_factor: float = 0.08
+    gamma_multipliers: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)
+    seed: int = 0
+    val_every: int = 200
+    ckpt_every: int = 200
+
+    @property
+    def l1_steps(self) -> int:
+        return int(round(self.l1_fraction * self.steps))
+
+    def phase(self, step: int, sample_shape: tuple[int, ...]) -> tuple[str, float, float | None]:
+        """(loss name, learning rate, gamma or None) at ``step``."""
+        if step < self.l1_steps:
+            return "l1", self.lr_l1, None
+        stage_len = max(1, math.ceil((self.steps - self.l1_steps) / len(self.gamma_multipliers)))
+        stage = min((step - self.l1_steps) // stage_len, len(self.gamma_multipliers) - 1)
+        return "pm", self.lr_pm, self.gamma_multipliers[stage] * gamma_for(sample_shape, self.gamma_factor)
+
+
+@dataclass
+class TrainHistory:
+    """Per-step training loss and periodic validation PSNR (dB) with their steps and minutes."""
+
+    loss: list[float] = field(default_factory=list)
+    val_step: list[int] = field(default_factory=list)
+    val_psnr: list[float] = field(default_factory=list)
+    val_minutes: list[float] = field(default_factory=list)
+    wall_time: float = 0.0
+
+
+def psnr(x_hat: Tensor, x: Tensor) -> Tensor:
+    """PSNR in dB for images in [0, 1], per sample (B,): -10 log10(mean (x_hat - x)^2)."""
+    return -10.0 * torch.log10((x_hat - x).flatten(1).pow(2).mean(1).clamp_min(1e-12))
+
+
+@torch.no_grad()
+def validation_psnr(prior: ProxPrior, images: list[Tensor], sigma: float, seed: int = 1234) -> float:
+    """Mean denoising PSNR of ``prior`` on ``images`` (C, H, W) at noise ``sigma`` (fixed noise)."""
+    was_training = prior.training
+    prior.eval()
+    g = torch.Generator().manual_seed(seed)
+    scores = []
+    for im in images:
+        x = im[None].to(next(prior.parameters()).device)
+        y = x + sigma * torch.randn(x.shape, generator=g).to(x.device)
+        scores.append(float(psnr(prior(y), x)))
+    prior.train(was_training)
+    return sum(scores) / len(scores)
+
+
+class _StopOnSignal:
+    """Turns SIGINT/SIGTERM into a flag checked between steps, so an interrupted run saves a
+    consistent checkpoint (never one taken half-way through an optimiser step)."""
+
+    def __enter__(self) -> "_StopOnSignal":
+        self.requested, self._old = False, {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _optimizer_tensors(opt: torch.optim.Adam) -> dict[str, Tensor]:
+    out = {}
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            out[f"optim.{i}.{k}"] = torch.as_tensor(v)
+    return out
+
+
+def _restore_optimizer(opt: torch.optim.Adam, tensors: dict[str, Tensor]) -> None:
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, v in tensors.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = v
+    sd = opt.state_dict()
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def train(
+    prior: ProxPrior,
+    data: PatchSampler,
+    config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    val_images: list[Tensor] | None = None,
+    data_description: str = "",
+    progress: bool = True,
+    **overrides,
+) -> TrainHistory:
+    """Train ``prior`` by L1 warm-up then staged proximal matching; see the module docstring.
+
+    :param data: a :class:`PatchSampler` (use :func:`pnp_lpn.training.make_sampler` for a
+        tensor of patches or a named dataset).
+    :param config: hyper-parameters; keyword ``overrides`` replace single fields
+        (e.g. ``sigma=0.05, steps=500``).
+    :param out_dir: where ``checkpoint.safetensors`` (prior + optimiser + history) and
+        ``history.json`` go. If it already holds a checkpoint of this run, training resumes
+        from it. None: no checkpoints.
+    :param val_images: (C, H, W) images for validation PSNR every ``val_every`` steps.
+    """
+    cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
+    if data.channels != prior.in_channels:
+        raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
+    rank, world = _rank_world()
+    device = next(prior.parameters()).device
+    opt = torch.optim.Adam(prior.parameters(), lr=cfg.lr_l1)
+    hist, start = TrainHistory(), 0
+    ckpt = Path(out_dir) / "checkpoint.safetensors" if out_dir is not None else None
+    if ckpt is not None and ckpt.exists():
+        start, hist = _resume(ckpt, prior, opt, cfg)
+    sample_shape = (data.channels, data.patch_size, data.patch_size)
+    prior.train()
+    t0 = time.perf_counter() - hist.wall_time
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or rank != 0,
+               desc=f"train {type(prior).__name__}")
+
+    def save(step: int) -> None:
+        if ckpt is None or rank != 0:
+            return
+        hist.wall_time = time.perf_counter() - t0
+        meta = {"training": {"config": asdict(cfg), "step": step, "data": data_description,
+                             "world_size": world, "history": asdict(hist)}}
+        save_prior(prior, ckpt, meta, _optimizer_tensors(opt))
+        (ckpt.parent / "history.json").write_text(json.dumps(meta["training"], indent=1))
+
+    with _StopOnSignal() as stop:
+        for step in bar:
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_000_007 + step * 1009 + rank)
+            x = data.sample(cfg.batch_size, g)
+            y = x + cfg.sigma * torch.randn(x.shape, generator=g)
+            x, y = x.to(device), y.to(device)
+            kind, lr, gamma = cfg.phase(step, sample_shape)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x_hat = prior.prox(y, create_graph=True)
+            per_sample = l1_loss(x_hat, x) if kind == "l1" else proximal_matching_loss(x_hat, x, gamma)
+            loss = per_sample.mean()
+            opt.zero_grad(set_to_none=False)
+            loss.backward()
+            if world > 1:
+                for p in prior.parameters():
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+            opt.step()
+            prior.project_weights()
+            hist.loss.append(float(loss))
+            done = step + 1
+            if val_images and rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
+                hist.val_step.append(done)
+                hist.val_psnr.append(validation_psnr(prior, val_images, cfg.sigma))
+                hist.val_minutes.append((time.perf_counter() - t0) / 60)
+                bar.set_postfix(loss=f"{hist.loss[-1]:.4f}", val_psnr=f"{hist.val_psnr[-1]:.2f}")
+            if done % cfg.ckpt_every == 0 or done == cfg.steps or stop.requested:
+                save(done)
+            if stop.requested:
+                raise KeyboardInterrupt(f"training interrupted after step {done}; rerun to resume")
+    hist.wall_time = time.perf_counter() - t0
+    prior.eval()
+    return hist
+
+
+def _resume(ckpt: Path, prior: ProxPrior, opt: torch.optim.Adam, cfg: TrainConfig) -> tuple[int, TrainHistory]:
+    meta = read_metadata(ckpt)
+    if meta["config"] != prior.config():
+        raise ValueError(f"{ckpt} holds a {meta['architecture']} {meta['config']}, not {prior.config()}; "
+                         "use another out_dir or the same architecture")
+    saved = meta["training"]["config"]
+    if {k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k != "steps"}:
+        raise ValueError(f"{ckpt} was trained with different settings {saved}; resume with the same ones")
+    prior.load_state_dict(load_tensors(ckpt, "model."))
+    _restore_optimizer(opt, load_tensors(ckpt, "optim."))
+    h = meta["training"]["history"]
+    hist = TrainHistory(**h)
+    start = meta["training"]["step"]
+    hist.loss = hist.loss[:start]
+    return start, hist

@@ -1,0 +1,31 @@
+import math
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+def randomize(prior, scale: float = 1.0, seed: int = 0):
+    """Give every parameter a random value of its natural size, then restore the convexity
+    constraints: std scale/sqrt(fan_in) for free weights, 2 scale/fan_in for the
+    non-negative ones (so activations neither vanish nor explode with depth), 0.1 scale
+    for biases."""
+    from pnp_lpn.priors.convex_net import NonNegConv2d
+
+    nonneg = {id(m.weight) for m in prior.modules() if isinstance(m, NonNegConv2d)}
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in prior.parameters():
+            fan_in = p[0].numel()
+            if id(p) in nonneg:
+                std = 2 * scale / fan_in
+            else:
+                std = scale / math.sqrt(fan_in) if p.ndim > 1 else 0.1 * scale
+            p.copy_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    prior.project_weights()
+    return prior

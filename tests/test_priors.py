@@ -1,0 +1,203 @@
+"""Priors: convexity, exact gradient, batching, equivariance, regulariser, deepinv conformance."""
+
+import pytest
+import torch
+
+import pnp_lpn as pl
+from pnp_lpn.priors.convex_net import NonNegConv2d
+
+from conftest import randomize
+
+SMALL = dict(channels=(8, 12, 16), depth=2)
+
+
+def make(cls, c=1, dtype=torch.float64, seed=0, **kw):
+    return randomize(cls(in_channels=c, **{**SMALL, **kw}), seed=seed).to(dtype).eval()
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_projection_makes_hidden_weights_nonnegative(cls):
+    prior = make(cls)
+    nonneg = [m.weight for m in prior.modules() if isinstance(m, NonNegConv2d)]
+    assert nonneg and all((w >= 0).all() for w in nonneg)
+    assert any((w > 0).any() for w in nonneg)
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_potential_is_midpoint_convex(cls):
+    prior = make(cls, c=2)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, 2, 12, 10, generator=g, dtype=torch.float64)
+    y = torch.randn(64, 2, 12, 10, generator=g, dtype=torch.float64)
+    mid = prior.potential(0.5 * (x + y))
+    avg = 0.5 * (prior.potential(x) + prior.potential(y))
+    assert (mid <= avg + 1e-9 * avg.abs().max()).all()
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_unprojected_weights_can_break_convexity(cls):
+    """The convexity test above is not vacuous: negative hidden weights fail it."""
+    prior = make(cls)
+    with torch.no_grad():
+        for m in prior.net.hidden:
+            m.weight.copy_(-20 * m.weight.abs())
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(256, 1, 8, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(256, 1, 8, 8, generator=g, dtype=torch.float64)
+    mid = prior.potential(0.5 * (x + y))
+    avg = 0.5 * (prior.potential(x) + prior.potential(y))
+    assert (mid > avg + 1e-9).any()
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_prox_is_gradient_of_potential(cls):
+    """<f(x), d> equals the central finite difference of psi along d (float64)."""
+    prior = make(cls)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 1, 9, 11, generator=g, dtype=torch.float64)
+    d = torch.randn(3, 1, 9, 11, generator=g, dtype=torch.float64)
+    h = 1e-5
+    fd = (prior.potential(x + h * d) - prior.potential(x - h * d)) / (2 * h)
+    directional = (prior.prox(x) * d).flatten(1).sum(1)
+    torch.testing.assert_close(directional, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_batch_equals_per_image(cls):
+    prior = make(cls)
+    x = torch.rand(4, 1, 16, 16, dtype=torch.float64)
+    batch = prior(x, 0.1)
+    single = torch.cat([prior(x[i : i + 1], 0.1) for i in range(4)])
+    torch.testing.assert_close(batch, single, rtol=1e-10, atol=1e-10)
+    # and the potential is per-sample (deepinv's ICNN broadcasts to (B, B))
+    assert prior.potential(x).shape == (4,)
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+@pytest.mark.parametrize("hw", [(1, 1), (7, 13), (33, 20), (64, 64)])
+def test_any_image_size(cls, hw):
+    prior = make(cls, c=3, dtype=torch.float32)
+    x = torch.rand(2, 3, *hw)
+    out = prior(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_output_does_not_shrink_with_image_size():
+    """psi sums (not averages) over pixels: the centre of a constant image maps alike at 64^2 and 192^2."""
+    prior = make(pl.LPN, dtype=torch.float64)
+    small = prior(torch.full((1, 1, 96, 96), 0.3, dtype=torch.float64))[0, 0, 48, 48]
+    large = prior(torch.full((1, 1, 192, 192), 0.3, dtype=torch.float64))[0, 0, 96, 96]
+    torch.testing.assert_close(small, large, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("a,b", [(1.0, 0.0), (2.0, 0.0), (0.3, 0.5), (5.0, -1.0), (1.0, 2.5)])
+def test_aelpn_is_affine_equivariant(a, b):
+    prior = make(pl.AELPN, c=2, dtype=torch.float32)
+    x = torch.rand(3, 2, 20, 17)
+    torch.testing.assert_close(prior(a * x + b), a * prior(x) + b, rtol=1e-5, atol=1e-5 * max(1.0, abs(b)))
+
+
+def test_lpn_is_not_affine_equivariant():
+    """Sanity: the equivariance test above distinguishes AE-LPN from LPN."""
+    prior = make(pl.LPN, dtype=torch.float32)
+    x = torch.rand(2, 1, 16, 16)
+    assert (prior(3.0 * x + 0.5) - (3.0 * prior(x) + 0.5)).abs().max() > 1e-2
+
+
+# The AE-LPN's potential is piecewise quadratic (leaky-ReLU kinks), so f jumps across kinks
+# and the inversion stalls at a small residual instead of reaching machine precision.
+@pytest.mark.parametrize("cls,tol,rtol", [(pl.LPN, 1e-7, 1e-6), (pl.AELPN, 1e-3, 1e-3)])
+def test_regularizer_at_prox_output_matches_inversion(cls, tol, rtol):
+    prior = make(cls, alpha=0.05)
+    v = torch.rand(3, 1, 12, 12, dtype=torch.float64)
+    z, r_exact = prior.prox_with_regularizer(v)
+    res = prior.regularizer(z, tol=tol / 10, max_iter=2000, return_result=True)
+    assert (res.residual <= tol).all()
+    torch.testing.assert_close(res.value, r_exact, rtol=rtol, atol=rtol * r_exact.abs().max().item())
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_prox_output_minimises_the_prox_objective(cls):
+    """z = f(v) minimises u -> 1/2 ||u - v||^2 + R(u): perturbed points never do better.
+
+    R at the perturbed points comes from inversion, an independent route to R."""
+    prior = make(cls, alpha=0.05)
+    v = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    z, r_z = prior.prox_with_regularizer(v)
+    g = torch.Generator().manual_seed(4)
+    u = z + 0.05 * torch.randn(16, 1, 8, 8, generator=g, dtype=torch.float64)
+    r_u = prior.regularizer(u, tol=1e-8, max_iter=3000)
+    obj = lambda p, r: 0.5 * (p - v).flatten(1).pow(2).sum(1) + r
+    assert (obj(u, r_u) >= obj(z, r_z) - 1e-8).all()
+
+
+@pytest.mark.parametrize("sigma", [None, 0.1, torch.tensor(0.1), torch.tensor([0.05, 0.1])])
+def test_sigma_forms_are_accepted(sigma):
+    prior = make(pl.LPN, dtype=torch.float32)
+    x = torch.rand(2, 1, 8, 8)
+    torch.testing.assert_close(prior(x, sigma), prior(x))
+
+
+def test_works_under_no_grad_and_inference_keeps_no_graph():
+    prior = make(pl.LPN, dtype=torch.float32)
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        out = prior(x)
+    assert not out.requires_grad and out.grad_fn is None
+
+
+def test_training_mode_keeps_graph_for_parameters():
+    prior = make(pl.LPN, dtype=torch.float32).train()
+    loss = prior(torch.rand(2, 1, 8, 8)).pow(2).sum()
+    loss.backward()
+    grads = [p.grad for p in prior.parameters()]
+    assert all(gr is not None for gr in grads) and any(gr.abs().sum() > 0 for gr in grads)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (torch.rand(1, 8, 8), "4 dimensions"),
+    (torch.rand(1, 3, 8, 8), "channel"),
+    (torch.randint(0, 255, (1, 1, 8, 8)), "floating-point"),
+    (torch.full((1, 1, 8, 8), float("nan")), "NaN"),
+    ([[1.0]], "torch.Tensor"),
+])
+@pytest.mark.parametrize("method", ["prox", "potential", "prox_with_regularizer", "regularizer"])
+def test_bad_input_raises_value_error(bad, match, method):
+    prior = make(pl.LPN, dtype=torch.float32)
+    with pytest.raises(ValueError, match=match):
+        getattr(prior, method)(bad)
+
+
+def test_deepinv_pgd_with_pnp_matches_manual_iteration():
+    """deepinv's own PGD with our prior as PnP denoiser = x <- f(x - eta A^T(Ax - y))."""
+    import deepinv as dinv
+    from deepinv.optim import PnP
+    from deepinv.optim.data_fidelity import L2
+
+    prior = make(pl.LPN, dtype=torch.float32, alpha=0.5)
+    physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.0))
+    y = torch.rand(2, 1, 16, 16)
+    eta, n = 0.5, 5
+    model = dinv.optim.optim_builder(iteration="PGD", prior=PnP(denoiser=prior), data_fidelity=L2(),
+                                     max_iter=n, early_stop=False, params_algo={"stepsize": eta, "g_param": 0.1})
+    with torch.no_grad():
+        out = model(y, physics)
+    x = y.clone()
+    for _ in range(n):
+        x = prior(x - eta * (x - y))
+    torch.testing.assert_close(out, x, rtol=1e-4, atol=1e-5)
+
+
+def test_deepinv_admm_runs_with_prior():
+    import deepinv as dinv
+    from deepinv.optim import PnP
+    from deepinv.optim.data_fidelity import L2
+
+    prior = make(pl.AELPN, dtype=torch.float32)
+    physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.0))
+    y = torch.rand(2, 1, 16, 16)
+    model = dinv.optim.optim_builder(iteration="ADMM", prior=PnP(denoiser=prior), data_fidelity=L2(),
+                                     max_iter=4, params_algo={"stepsize": 1.0, "g_param": 0.1})
+    with torch.no_grad():
+        out = model(y, physics)
+    assert out.shape == y.shape and torch.isfinite(out).all()
