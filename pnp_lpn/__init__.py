@@ -8,8 +8,9 @@ from . import operators, training
 from ._version import __version__
 from .checkpoint import load_prior, save_prior
 from .priors import AELPN, LPN, ProxPrior, list_pretrained, load_pretrained
+from .solvers import SolveResult, solve
 
 __all__ = [
     "AELPN", "LPN", "ProxPrior", "__version__", "list_pretrained", "load_pretrained",
-    "load_prior", "operators", "save_prior", "training",
+    "load_prior", "operators", "save_prior", "SolveResult", "solve", "training",
 ]

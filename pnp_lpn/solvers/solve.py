@@ -1,0 +1,268 @@
+"""``solve(y, operator, prior)``: PnP-ADMM / PnP-PGD with a monitored objective.
+
+The problem stated and (for exact-prox priors) solved is
+
+    F(x) = 1/2 ||A x - y||^2 + lam * R(x),
+
+where R is the prior's learned regulariser. ``lam`` is the ADMM penalty and the inverse PGD
+step (see :mod:`.iterations`). When ``lam`` is not given it follows from MAP reasoning: a
+prox trained to denoise noise of level s_t is prox of R ~ s_t^2 (-log p), and the MAP
+problem for measurement noise s_n is 1/2 ||A x - y||^2 + s_n^2 (-log p), so
+lam = s_n^2 / s_t^2. Any other deepinv denoiser (or callable v -> z) is called at the
+matching noise level s_d = s_n / sqrt(lam); such priors have no R, so no objective.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .._checks import check_image, check_positive
+from ..priors.base import ProxPrior
+from .iterations import METHODS, PriorStep, rms
+
+
+@dataclass
+class SolveResult:
+    """Outcome of :func:`solve`.
+
+    ``history`` maps "objective", "data_fidelity", "regularizer" (priors with an R only),
+    "residual", "rel_change", "time" (and "dual_residual" for ADMM) to per-iteration
+    batch means; ``per_sample`` holds the same quantities as (n_iter, B) tensors.
+    """
+
+    x: Tensor
+    history: dict[str, list[float]]
+    per_sample: dict[str, Tensor]
+    converged: bool
+    n_iter: int
+    stop_reason: str
+    wall_time: float
+    lam: float
+    method: str
+    best_iter: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def operator_noise_sigma(physics) -> float | None:
+    """The Gaussian noise level of a deepinv physics, or None if unknown/zero."""
+    sigma = getattr(getattr(physics, "noise_model", None), "sigma", None)
+    if sigma is None:
+        return None
+    sigma = float(torch.as_tensor(sigma).float().mean())
+    return sigma if sigma > 0 else None
+
+
+def operator_norm_sq(physics, x_like: Tensor, n_iter: int = 50) -> float:
+    """||A||^2: the operator's own ``norm_sq()`` if it has one, else a seeded power
+    iteration on A^T A, cached on the operator object."""
+    if hasattr(physics, "norm_sq"):
+        return float(physics.norm_sq())
+    cached = getattr(physics, "_pnp_lpn_norm_sq", None)
+    if cached is not None:
+        return cached
+    g = torch.Generator(device="cpu").manual_seed(0)
+    v = torch.randn(x_like[:1].shape, generator=g, dtype=x_like.dtype).to(x_like.device)
+    norm = 0.0
+    for _ in range(n_iter):
+        v = v / v.norm()
+        w = physics.A_adjoint(physics.A(v))
+        norm = float((v * w).sum())
+        v = w
+    physics._pnp_lpn_norm_sq = norm
+    return norm
+
+
+def _prior_step(prior, sigma_d: float | None) -> tuple[PriorStep, bool]:
+    """(v -> (z, R(z) or None), whether R is available)."""
+    if isinstance(prior, ProxPrior):
+        return prior.prox_with_regularizer, True
+    if isinstance(prior, torch.nn.Module) and hasattr(prior, "forward"):
+        def step(v: Tensor):
+            return prior(v, sigma_d), None
+    elif callable(prior):
+        def step(v: Tensor):
+            return prior(v), None
+    else:
+        raise ValueError(f"prior must be a pnp_lpn prior, a deepinv denoiser or a callable, got {type(prior).__name__}")
+    return step, False
+
+
+def _initial_point(physics, y: Tensor) -> Tensor:
+    """FBP for CT, the operator's least-squares start when it has one, else A^T y."""
+    for name in ("fbp", "least_squares"):
+        if hasattr(physics, name):
+            return getattr(physics, name)(y)
+    return physics.A_adjoint(y)
+
+
+def _default_lam(prior, physics, method: str, x0: Tensor, notes: list[str]) -> float:
+    s_n = operator_noise_sigma(physics)
+    s_t = getattr(prior, "sigma_train", None)
+    if s_n is None or s_t is None:
+        what = "the operator has no noise_sigma" if s_n is None else "the prior has no training noise level"
+        raise ValueError(f"cannot derive lam ({what}); pass lam=..., e.g. lam=noise_sigma**2 / prior_sigma**2")
+    lam = s_n**2 / s_t**2
+    notes.append(f"lam = noise_sigma^2 / sigma_train^2 = {s_n:g}^2 / {s_t:g}^2 = {lam:.4g} (MAP)")
+    if method == "pgd":
+        norm_sq = operator_norm_sq(physics, x0)
+        if lam < norm_sq * (1 - 1e-3):
+            notes.append(f"PGD: lam raised to ||A||^2 = {norm_sq:.4g} so that the step 1/lam guarantees descent")
+            lam = norm_sq
+    return lam
+
+
+def _check_inputs(y, physics, prior, method, lam, max_iter, x0) -> Tensor:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    if int(max_iter) != max_iter or max_iter < 1:
+        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
+    if lam is not None:
+        check_positive(lam, "lam")
+    if not isinstance(y, Tensor) or not torch.is_floating_point(y) or y.ndim < 2:
+        raise ValueError(f"y must be a floating-point tensor with a batch dimension, got {getattr(y, 'shape', type(y))}")
+    if not torch.isfinite(y).all():
+        raise ValueError("y contains NaN or Inf values")
+    try:
+        x_adj = physics.A_adjoint(y)
+        y_back = physics.A(x_adj)
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise ValueError(f"y of shape {tuple(y.shape)} does not match the operator {type(physics).__name__}: {e}") from e
+    if y_back.shape != y.shape:
+        raise ValueError(f"y has shape {tuple(y.shape)} but the operator produces measurements of shape {tuple(y_back.shape)}")
+    channels = getattr(prior, "in_channels", None)
+    if channels is not None and x_adj.shape[1] != channels:
+        raise ValueError(f"the prior expects {channels} channel(s) but the operator's images have {x_adj.shape[1]}")
+    if x0 is not None:
+        check_image(x0, "x0", shape=tuple(x_adj.shape[1:]))
+        if x0.shape[0] != y.shape[0]:
+            raise ValueError(f"x0 has batch size {x0.shape[0]} but y has {y.shape[0]}")
+    return x_adj
+
+
+@torch.no_grad()
+def solve(
+    y: Tensor,
+    operator,
+    prior,
+    method: str = "admm",
+    lam: float | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-5,
+    x0: Tensor | None = None,
+    callback: Callable[[int, Tensor, dict], bool | None] | None = None,
+    progress: bool = False,
+    box: tuple[float, float] | None = None,
+    denoiser_sigma: float | None = None,
+    tol_objective: float | None = None,
+    patience: int = 5,
+) -> SolveResult:
+    """Reconstruct x from y = A x + noise by PnP-ADMM or PnP-PGD.
+
+    :param y: measurements (B, ...) matching ``operator``.
+    :param operator: a deepinv LinearPhysics (e.g. from :mod:`pnp_lpn.operators`).
+    :param prior: an LPN/AE-LPN (objective monitored), any deepinv denoiser, or a callable.
+    :param method: "admm" (penalty lam) or "pgd" (step 1/lam).
+    :param lam: weight of R in F; default from the noise levels (module docstring).
+    :param max_iter: iteration limit.
+    :param tol: stop when the relative change ||z_k - z_{k-1}|| / ||z_{k-1}|| and (ADMM) the
+        relative primal residual ||x_k - z_k|| / ||z_k|| are <= tol for every image.
+    :param x0: start; default FBP (CT), least squares (if the operator offers it) or A^T y.
+    :param callback: called as callback(k, z, info) after each iteration; True stops.
+    :param box: (lo, hi) clip applied to each iterate (e.g. (0, 1)); R is unknown (NaN) at
+        iterations where the clip moved an image.
+    :param denoiser_sigma: noise level passed to a generic denoiser; default noise_sigma/sqrt(lam).
+    :param tol_objective: also stop when the relative objective change is <= this.
+    :param patience: stop after this many consecutive objective increases (PGD with
+        lam >= ||A||^2 never increases) or at the first non-finite iterate; the best
+        iterate (lowest objective) is returned.
+    """
+    x_adj = _check_inputs(y, operator, prior, method, lam, max_iter, x0)
+    notes: list[str] = []
+    if x0 is None:
+        x0 = _initial_point(operator, y)
+    if lam is None:
+        lam = _default_lam(prior, operator, method, x0, notes)
+    elif method == "pgd" and isinstance(prior, ProxPrior):
+        norm_sq = operator_norm_sq(operator, x_adj)
+        if lam < norm_sq * (1 - 1e-3):  # the power-iteration estimate is not exact
+            msg = (f"PGD with lam={lam:.4g} < ||A||^2={norm_sq:.4g}: the step 1/lam is too long for guaranteed "
+                   "descent; the objective may increase (use lam >= ||A||^2 or method='admm')")
+            warnings.warn(msg, stacklevel=2)
+            notes.append(msg)
+    s_n = operator_noise_sigma(operator)
+    if denoiser_sigma is None and s_n is not None:
+        denoiser_sigma = s_n / math.sqrt(lam)
+    prior_step, has_reg = _prior_step(prior, denoiser_sigma)
+    if not has_reg:
+        notes.append("prior has no regulariser: objective and regularizer are not monitored")
+    return _run(METHODS[method](operator, y, prior_step, float(lam), x0, box), operator, y, method,
+                float(lam), has_reg, max_iter, tol, tol_objective, patience, callback, progress, notes)
+
+
+def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, patience,
+         callback, progress, notes) -> SolveResult:
+    keys = ["data_fidelity", "residual", "rel_change", "time"] + (["regularizer", "objective"] if has_reg else [])
+    keys += ["dual_residual"] if method == "admm" else []
+    rows: dict[str, list[Tensor]] = {k: [] for k in keys}
+    best_x, best_obj, best_iter = state.z.clone(), torch.full((y.shape[0],), math.inf), 0
+    reason, converged, increases, prev_obj = "max_iter reached", False, 0, None
+    t0 = time.perf_counter()
+    bar = tqdm(range(1, max_iter + 1), disable=not progress, desc=f"PnP-{method.upper()}")
+    for k in bar:
+        z_prev = state.z
+        out = state.step()
+        z = out.z
+        if not torch.isfinite(z).all():
+            reason = f"diverged: non-finite iterate at iteration {k}; returning the best iterate"
+            break
+        Az = out.Az if out.Az is not None else physics.A(z)
+        data = 0.5 * (Az - y).flatten(1).pow(2).sum(1)
+        rel_change = rms(z - z_prev) / rms(z_prev).clamp_min(1e-12)
+        row = {"data_fidelity": data, "rel_change": rel_change, **out.residuals,
+               "time": torch.full_like(data, time.perf_counter() - t0)}
+        obj = data + lam * out.reg if has_reg else data
+        if has_reg:
+            row.update(regularizer=out.reg, objective=obj)
+        for key in keys:
+            rows[key].append(row[key].detach().cpu())
+        better = (obj.cpu() < best_obj) if has_reg else torch.ones_like(best_obj, dtype=torch.bool)
+        best_obj = torch.where(better, obj.cpu(), best_obj)
+        best_x[better.to(z.device)] = z[better.to(z.device)]
+        best_iter = k if better.any() else best_iter
+        if progress:
+            bar.set_postfix({"obj" if has_reg else "data": f"{float(obj.nanmean()):.4g}",
+                             "change": f"{float(rel_change.max()):.2e}"})
+        if callback is not None and callback(k, z, {key: row[key] for key in keys}):
+            reason = f"stopped by callback at iteration {k}"
+            break
+        primal = out.residuals["residual"] / rms(z).clamp_min(1e-12) if method == "admm" else rel_change
+        if bool((rel_change <= tol).all() and (primal <= tol).all()):
+            reason, converged = f"relative change and residual <= tol={tol:g}", True
+            break
+        if has_reg and prev_obj is not None:
+            mean_obj, mean_prev = float(obj.nanmean()), float(prev_obj.nanmean())
+            if tol_objective is not None and abs(mean_obj - mean_prev) <= tol_objective * abs(mean_prev):
+                reason, converged = f"relative objective change <= tol_objective={tol_objective:g}", True
+                break
+            increases = increases + 1 if mean_obj > mean_prev else 0
+            if increases >= patience:
+                reason = (f"diverging: objective increased {patience} times in a row (iteration {k}); "
+                          "returning the best iterate")
+                break
+        prev_obj = obj
+    diverged = reason.startswith("diverg")
+    if diverged:
+        warnings.warn(f"solve: {reason}", stacklevel=3)
+    x = best_x if diverged else state.z
+    per_sample = {key: torch.stack(v) if v else torch.empty(0, y.shape[0]) for key, v in rows.items()}
+    history = {key: [float(t.nanmean()) for t in v] for key, v in rows.items()}
+    return SolveResult(x, history, per_sample, converged, len(rows["time"]), reason,
+                       time.perf_counter() - t0, lam, method, best_iter if diverged else len(rows["time"]), notes)

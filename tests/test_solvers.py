@@ -1,0 +1,153 @@
+"""Solvers: known minimisers, monotone PGD objective, residuals, generic denoisers, bad input."""
+
+import deepinv as dinv
+from deepinv.physics.functional.blur import gaussian_blur
+import numpy as np
+import pytest
+import scipy.sparse.linalg as sla
+import torch
+
+import pnp_lpn as pl
+from pnp_lpn.priors.base import ProxPrior
+
+from conftest import randomize
+
+
+class QuadraticPrior(ProxPrior):
+    """psi(v) = ||v||^2 / (2 (1 + mu)): f(v) = v / (1 + mu) = prox of R(x) = mu/2 ||x||^2."""
+
+    def __init__(self, mu: float, in_channels: int = 1):
+        super().__init__(in_channels)
+        self.mu = mu
+
+    def _potential(self, x):
+        return x.flatten(1).pow(2).sum(1) / (2 * (1 + self.mu))
+
+    def config(self):
+        return {"mu": self.mu}
+
+
+def blur_physics(n=16, sigma=(1.0, 1.0), noise=0.0, dtype=torch.float64):
+    kernel = gaussian_blur(sigma=sigma).to(dtype)
+    return dinv.physics.BlurFFT(img_size=(1, n, n), filter=kernel, noise_model=dinv.physics.GaussianNoise(noise))
+
+
+def normal_equations(physics, y, reg):
+    """Independent reference: CG on (A^T A + reg I) x = A^T y with scipy, in float64."""
+    shape = physics.A_adjoint(y).shape
+
+    def matvec(v):
+        x = torch.from_numpy(v).reshape(shape)
+        return (physics.A_adjoint(physics.A(x)) + reg * x).flatten().numpy()
+
+    n = int(np.prod(shape))
+    op = sla.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+    sol, info = sla.cg(op, physics.A_adjoint(y).flatten().numpy(), rtol=1e-12, maxiter=2000)
+    assert info == 0
+    return torch.from_numpy(sol).reshape(shape)
+
+
+@pytest.mark.parametrize("method", ["admm", "pgd"])
+def test_quadratic_prior_reaches_normal_equation_solution(method):
+    physics = blur_physics()
+    x_true = torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    y = physics.A(x_true) + 0.01 * torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    mu, lam = 0.3, 1.5  # F = 1/2 ||Ax - y||^2 + lam * mu/2 ||x||^2 ; lam >= ||A||^2 = 1 for PGD
+    ref = normal_equations(physics, y, lam * mu)
+    res = pl.solve(y, physics, QuadraticPrior(mu), method=method, lam=lam, max_iter=3000, tol=1e-10)
+    err = (res.x - ref).norm() / ref.norm()
+    assert err < 1e-3, f"{method}: relative error {err:.2e} after {res.n_iter} iterations ({res.stop_reason})"
+    # the monitored regulariser is the closed form mu/2 ||z||^2 (through the generic formula)
+    torch.testing.assert_close(res.per_sample["regularizer"][-1], mu / 2 * res.x.flatten(1).pow(2).sum(1))
+
+
+def test_pgd_objective_never_increases_with_lpn():
+    prior = randomize(pl.LPN(1, channels=(8, 12, 16), depth=2, alpha=0.1)).double().eval()
+    physics = blur_physics(sigma=(1.5, 1.5))
+    y = physics.A(torch.rand(2, 1, 16, 16, dtype=torch.float64)) + 0.02 * torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    lam = 1.0  # = ||A||^2 for a normalised blur kernel
+    res = pl.solve(y, physics, prior, method="pgd", lam=lam, max_iter=60, tol=0)
+    obj = res.per_sample["objective"]
+    assert res.n_iter == 60
+    assert (obj[1:] <= obj[:-1] + 1e-10 * obj[:-1].abs()).all()
+    assert obj[-1].sum() < obj[0].sum()
+
+
+def test_admm_residuals_vanish_and_history_is_complete():
+    prior = randomize(pl.AELPN(1, channels=(8, 12), depth=2, alpha=0.2)).double().eval()
+    physics = blur_physics()
+    y = physics.A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    res = pl.solve(y, physics, prior, method="admm", lam=2.0, max_iter=300, tol=1e-7)
+    keys = {"objective", "data_fidelity", "regularizer", "residual", "dual_residual", "rel_change", "time"}
+    assert keys <= set(res.history)
+    assert all(np.isfinite(v).all() and len(v) == res.n_iter for v in res.history.values())
+    assert res.history["residual"][-1] < 1e-6 * res.history["residual"][0] or res.converged
+    assert res.history["residual"][-1] < 1e-5
+
+
+def test_generic_deepinv_denoiser_and_deepinv_operator():
+    physics = dinv.physics.Inpainting(img_size=(1, 16, 16), mask=0.7, noise_model=dinv.physics.GaussianNoise(0.05))
+    x = torch.rand(2, 1, 16, 16)
+    y = physics(x)
+    res = pl.solve(y, physics, dinv.models.TVDenoiser(n_it_max=20), method="admm", lam=1.0, max_iter=10)
+    assert "objective" not in res.history and "regularizer" not in res.history
+    assert res.x.shape == x.shape and np.isfinite(res.history["residual"]).all()
+    assert any("no regulariser" in n for n in res.notes)
+
+
+def test_batch_equals_per_sample():
+    prior = randomize(pl.LPN(1, channels=(8, 12), depth=1, alpha=0.1)).double().eval()
+    physics = blur_physics()
+    y = physics.A(torch.rand(3, 1, 16, 16, dtype=torch.float64))
+    batch = pl.solve(y, physics, prior, lam=0.5, max_iter=15, tol=0)
+    for i in range(3):
+        single = pl.solve(y[i : i + 1], physics, prior, lam=0.5, max_iter=15, tol=0)
+        torch.testing.assert_close(batch.x[i : i + 1], single.x, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(batch.per_sample["objective"][:, i], single.per_sample["objective"][:, 0])
+
+
+def test_default_lam_from_noise_levels():
+    physics = blur_physics(noise=0.02, dtype=torch.float32)
+    prior = pl.LPN(1, channels=(4,), depth=1, sigma_train=0.1).eval()
+    y = physics(torch.rand(1, 1, 16, 16))
+    res = pl.solve(y, physics, prior, method="admm", max_iter=2)
+    assert res.lam == pytest.approx(0.02**2 / 0.1**2)
+    res = pl.solve(y, physics, prior, method="pgd", max_iter=2)
+    assert res.lam == pytest.approx(1.0, rel=1e-3)  # raised to ||A||^2 for descent
+    with pytest.raises(ValueError, match="lam"):
+        pl.solve(y, blur_physics(dtype=torch.float32), prior, max_iter=2)
+
+
+def test_diverging_pgd_stops_and_returns_best_iterate():
+    physics = dinv.physics.LinearPhysics(A=lambda x: 3 * x, A_adjoint=lambda y: 3 * y)
+    y = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    with pytest.warns(UserWarning):
+        res = pl.solve(y, physics, QuadraticPrior(0.01), method="pgd", lam=1.0, max_iter=200, x0=y.clone())
+    assert res.stop_reason.startswith("diverg") and not res.converged
+    assert res.n_iter < 200
+    best = min(res.history["objective"])
+    assert res.best_iter == res.history["objective"].index(best) + 1
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(method="fista"), "unknown method"),
+    (dict(lam=0.0), "lam"),
+    (dict(lam=-1.0), "lam"),
+    (dict(max_iter=0), "max_iter"),
+])
+def test_bad_arguments(kwargs, match):
+    physics = blur_physics(dtype=torch.float32)
+    y = physics.A(torch.rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match=match):
+        pl.solve(y, physics, QuadraticPrior(0.1), **{"lam": 1.0, **kwargs})
+
+
+def test_bad_measurements_and_prior_mismatch():
+    physics = blur_physics(dtype=torch.float32)
+    y = physics.A(torch.rand(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="NaN"):
+        pl.solve(torch.full_like(y, float("nan")), physics, QuadraticPrior(0.1), lam=1.0)
+    with pytest.raises(ValueError, match="shape|match"):
+        pl.solve(torch.rand(1, 1, 20, 20), physics, QuadraticPrior(0.1), lam=1.0)
+    with pytest.raises(ValueError, match="channel"):
+        pl.solve(y, physics, QuadraticPrior(0.1, in_channels=3), lam=1.0)
