@@ -204,7 +204,7 @@ def train(
                     p.grad /= world
             opt.step()
             prior.project_weights()
-            hist.loss.append(float(loss))
+            hist.loss.append(float(loss.detach()))
             done = step + 1
             if val_images and rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
                 hist.val_step.append(done)

@@ -1,0 +1,170 @@
+"""Training: losses by hand, convexity kept, resume equivalence, checkpoints, data-parallel run."""
+
+import json
+import re
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import pnp_lpn as pl
+from pnp_lpn.checkpoint import load_prior, read_metadata, save_prior
+from pnp_lpn.priors.convex_net import NonNegConv2d
+from pnp_lpn.training import PatchSampler, TrainConfig, proximal_matching_loss, train
+from pnp_lpn.training.losses import gamma_for, l1_loss, l2_loss
+
+TINY = dict(channels=(4, 6), depth=1)
+
+
+def test_losses_against_hand_computation():
+    x = torch.zeros(2, 1, 2, 2)
+    x_hat = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, -1.0, 1.0]]).view(2, 1, 2, 2)
+    # ||x_hat - x||^2 = 1 and 4; gamma = 2: 1 - exp(-1/4), 1 - exp(-1)
+    torch.testing.assert_close(proximal_matching_loss(x_hat, x, 2.0), torch.tensor([1 - math.exp(-0.25), 1 - math.exp(-1.0)]))
+    torch.testing.assert_close(l1_loss(x_hat, x), torch.tensor([0.25, 1.0]))
+    torch.testing.assert_close(l2_loss(x_hat, x), torch.tensor([0.25, 1.0]))
+    assert gamma_for((1, 40, 40)) == pytest.approx(0.08 * 40)
+    with pytest.raises(ValueError):
+        proximal_matching_loss(x_hat, x, 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        l1_loss(x_hat, x[:1])
+
+
+def test_schedule_l1_then_staged_gamma():
+    cfg = TrainConfig(steps=100, l1_fraction=0.2)
+    g = gamma_for((1, 8, 8))
+    assert cfg.phase(0, (1, 8, 8)) == ("l1", cfg.lr_l1, None)
+    assert cfg.phase(19, (1, 8, 8))[0] == "l1"
+    stages = [cfg.phase(s, (1, 8, 8))[2] for s in (20, 40, 60, 99)]
+    assert stages == pytest.approx([8 * g, 4 * g, 2 * g, g])
+
+
+def _sampler():
+    g = torch.Generator().manual_seed(0)
+    return PatchSampler([torch.rand(1, 24, 24, generator=g) for _ in range(3)], 12)
+
+
+def _cfg(**kw):
+    return TrainConfig(**{**dict(steps=6, batch_size=4, l1_fraction=0.5, ckpt_every=3, val_every=3), **kw})
+
+
+def test_training_keeps_convexity_and_lowers_loss():
+    torch.manual_seed(0)
+    prior = pl.LPN(1, **TINY)
+    hist = train(prior, _sampler(), _cfg(steps=30, l1_fraction=1.0, lr_l1=1e-2), progress=False)
+    assert all((m.weight >= 0).all() for m in prior.modules() if isinstance(m, NonNegConv2d))
+    assert sum(hist.loss[-5:]) < sum(hist.loss[:5])
+    assert not prior.training
+
+
+class _InterruptAt(PatchSampler):
+    """Sends this process SIGINT while drawing batch ``at`` (as a user pressing Ctrl-C)."""
+
+    def __init__(self, base, at):
+        self.__dict__.update(base.__dict__)
+        self.calls, self.at = 0, at
+
+    def sample(self, batch_size, generator):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().sample(batch_size, generator)
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path):
+    torch.manual_seed(1)
+    reference = pl.LPN(1, **TINY)
+    init = {k: v.clone() for k, v in reference.state_dict().items()}
+    train(reference, _sampler(), _cfg(), out_dir=tmp_path / "a", progress=False)
+
+    prior = pl.LPN(1, **TINY)
+    prior.load_state_dict(init)
+    with pytest.raises(KeyboardInterrupt):
+        train(prior, _InterruptAt(_sampler(), at=2), _cfg(), out_dir=tmp_path / "b", progress=False)
+    assert read_metadata(tmp_path / "b" / "checkpoint.safetensors")["training"]["step"] == 2
+    resumed = pl.LPN(1, **TINY)  # fresh weights: everything must come from the checkpoint
+    hist = train(resumed, _sampler(), _cfg(), out_dir=tmp_path / "b", progress=False)
+    assert len(hist.loss) == 6
+    for k, v in reference.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    train(pl.LPN(1, **TINY), _sampler(), _cfg(), out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different settings"):
+        train(pl.LPN(1, **TINY), _sampler(), _cfg(sigma=0.2), out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="architecture|holds"):
+        train(pl.AELPN(1, **TINY), _sampler(), _cfg(), out_dir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_checkpoint_round_trip_with_metadata(tmp_path, cls):
+    prior = cls(2, **TINY, sigma_train=0.05)
+    path = save_prior(prior, tmp_path / "p.safetensors", {"data": "unit test", "steps": 0})
+    loaded = load_prior(path)
+    x = torch.rand(2, 2, 9, 9)
+    torch.testing.assert_close(loaded(x), prior.eval()(x))
+    meta = loaded.metadata
+    assert meta["architecture"] == cls.__name__ and meta["config"]["sigma_train"] == 0.05
+    assert meta["data"] == "unit test" and meta["package_version"] == pl.__version__
+
+
+def test_corrupted_or_mismatched_checkpoints_are_rejected(tmp_path):
+    path = save_prior(pl.LPN(1, **TINY), tmp_path / "p.safetensors")
+    raw = path.read_bytes()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="safetensors"):
+        load_prior(bad)
+    # weights that do not fit the stored architecture
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(path))
+    meta = json.loads(__import__("safetensors").safe_open(str(path), "pt").metadata()["pnp_lpn"])
+    meta["config"]["channels"] = [5, 6]
+    save_file(tensors, str(tmp_path / "mismatch.safetensors"), metadata={"pnp_lpn": json.dumps(meta)})
+    with pytest.raises(ValueError, match="do not match"):
+        load_prior(tmp_path / "mismatch.safetensors")
+    with pytest.raises(FileNotFoundError):
+        load_prior(tmp_path / "missing.safetensors")
+
+
+def test_loading_uses_no_pickle():
+    src = (Path(pl.__file__).parent).rglob("*.py")
+    assert not any(re.search(r"pickle\.loads?\(|torch\.load\(", p.read_text()) for p in src)
+
+
+def test_unknown_pretrained_name_lists_available():
+    with pytest.raises(ValueError, match="available"):
+        pl.load_pretrained("no-such-prior")
+    assert isinstance(pl.list_pretrained(), list)
+
+
+DDP_SCRIPT = r"""
+import sys, torch, torch.distributed as dist
+import pnp_lpn as pl
+from pnp_lpn.training import PatchSampler, TrainConfig, train
+dist.init_process_group("gloo")
+torch.manual_seed(0)
+g = torch.Generator().manual_seed(0)
+sampler = PatchSampler([torch.rand(1, 24, 24, generator=g) for _ in range(3)], 12)
+prior = pl.LPN(1, channels=(4, 6), depth=1)
+train(prior, sampler, TrainConfig(steps=4, batch_size=4, l1_fraction=0.5), progress=False)
+flat = torch.cat([p.detach().flatten() for p in prior.parameters()])
+torch.save(flat, f"{sys.argv[1]}/rank{dist.get_rank()}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_data_parallel_training_with_two_processes(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", str(script), str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    torch.testing.assert_close(r0, r1, rtol=0, atol=0)  # gradients were averaged: replicas agree
