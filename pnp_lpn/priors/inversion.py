@@ -1,15 +1,15 @@
 """Batched inversion of a gradient map: find v with grad psi(v) = x.
 
-For convex psi this is the minimiser of the convex function phi(v) = psi(v) - <x, v>,
-whose gradient is grad psi(v) - x. For a batch the objectives of the images are
-independent, so minimising their sum with L-BFGS (strong-Wolfe line search) solves all of
-them at once; we stop when every image's RMS residual ||grad psi(v) - x|| / sqrt(n) is
-at most ``tol``.
+For convex psi this is the minimiser of phi(v) = psi(v) - <x, v>, whose gradient is
+grad psi(v) - x. The images of a batch are independent problems, so each gets its own
+L-BFGS memory, curvature scaling and Armijo backtracking step (all vectorised over the
+batch); an image stops moving once its RMS residual ||grad psi(v) - x|| / sqrt(n) is at
+most ``tol``. Inverting a denoiser is ill-conditioned (it shrinks noise directions towards
+the strong-convexity floor alpha), which is why a quasi-Newton method pays off here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,36 +33,81 @@ def rms(t: Tensor) -> Tensor:
     return t.flatten(1).pow(2).mean(1).sqrt()
 
 
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).flatten(1).sum(1)
+
+
+def _bcast(t: Tensor, like: Tensor) -> Tensor:
+    return t.view(-1, *([1] * (like.ndim - 1)))
+
+
+def _lbfgs_direction(g: Tensor, pairs: list[tuple[Tensor, Tensor, Tensor]], scale: Tensor) -> Tensor:
+    """-H g by the two-loop recursion, per image; rho = 0 marks a skipped pair."""
+    q, alphas = g.clone(), []
+    for s, y, rho in reversed(pairs):
+        a = rho * _dot(s, q)
+        q -= _bcast(a, q) * y
+        alphas.append(a)
+    r = _bcast(scale, q) * q
+    for (s, y, rho), a in zip(pairs, reversed(alphas)):
+        b = rho * _dot(y, r)
+        r += _bcast(a - b, r) * s
+    return -r
+
+
 def invert_gradient(
     grad_and_value: Callable[[Tensor], tuple[Tensor, Tensor]],
     x: Tensor,
     tol: float = 1e-4,
     max_iter: int = 500,
-    check_every: int = 10,
+    history: int = 20,
+    max_backtracks: int = 10,
 ) -> Inversion:
-    """Solve grad psi(v) = x for v by L-BFGS on sum_b [psi(v_b) - <x_b, v_b>], from v0 = x.
+    """Solve grad psi(v) = x for v by per-image L-BFGS on psi(v) - <x, v>, from v0 = x.
 
     :param grad_and_value: v -> (grad psi(v), psi(v) of shape (B,)), without graph.
     :param tol: target RMS residual per image (in the units of x).
     :param max_iter: maximum number of L-BFGS iterations.
     """
-    v = x.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS(
-        [v], lr=1.0, max_iter=check_every, history_size=20,
-        tolerance_grad=1e-12, tolerance_change=0.0, line_search_fn="strong_wolfe",
-    )
-
-    def closure() -> Tensor:
-        g, psi = grad_and_value(v.detach())
-        v.grad = g - x
-        return (psi - (x * v.detach()).flatten(1).sum(1)).sum()
-
+    v = x.detach().clone()
+    z, psi = grad_and_value(v)
+    phi, g = psi - _dot(x, v), z - x
+    pairs: list[tuple[Tensor, Tensor, Tensor]] = []
+    scale = torch.ones_like(phi)
+    stalled = torch.zeros_like(phi, dtype=torch.bool)  # line search failed: at the float floor
     n_iter = 0
-    for _ in range(math.ceil(max_iter / check_every)):
-        g, _ = grad_and_value(v.detach())
-        if rms(g - x).max() <= tol:
+    for n_iter in range(1, max_iter + 1):
+        active = (rms(g) > tol) & ~stalled
+        if not active.any():
+            n_iter -= 1
             break
-        opt.step(closure)
-        n_iter = opt.state[v]["n_iter"]
-    z, psi = grad_and_value(v.detach())
-    return Inversion(v.detach(), z, psi, rms(z - x), n_iter)
+        d = _lbfgs_direction(g, pairs, scale) * _bcast(active.to(g.dtype), g)
+        slope = _dot(g, d)
+        bad = slope >= 0  # not a descent direction: fall back to steepest descent
+        d = torch.where(_bcast(bad, d), -g * _bcast(active.to(g.dtype), g), d)
+        slope = torch.where(bad, -_dot(g, g) * active, slope)
+        step = active.to(phi.dtype)  # unit step first: with H = I it is v + (x - f(v))
+        accepted = ~active
+        v_new, z_new, psi_new, phi_new = v, z, psi, phi
+        for _ in range(max_backtracks):
+            trial = v + _bcast(step, v) * d
+            z_t, psi_t = grad_and_value(trial)
+            phi_t = psi_t - _dot(x, trial)
+            ok = ~accepted & (phi_t <= phi + 1e-4 * step * slope)
+            m = _bcast(ok, v)
+            v_new, z_new = torch.where(m, trial, v_new), torch.where(m, z_t, z_new)
+            psi_new, phi_new = torch.where(ok, psi_t, psi_new), torch.where(ok, phi_t, phi_new)
+            accepted |= ok
+            if accepted.all():
+                break
+            step = torch.where(accepted, step, step / 2)
+        stalled |= ~accepted
+        g_new = z_new - x
+        s, y = v_new - v, g_new - g
+        sy = _dot(s, y)
+        good = accepted & active & (sy > 1e-12 * _dot(s, s).sqrt() * _dot(y, y).sqrt())
+        rho = torch.where(good, 1.0 / sy.clamp_min(1e-30), torch.zeros_like(sy))
+        pairs = (pairs + [(s, y, rho)])[-history:]
+        scale = torch.where(good, sy / _dot(y, y).clamp_min(1e-30), scale)
+        v, z, psi, phi, g = v_new, z_new, psi_new, phi_new, g_new
+    return Inversion(v, z, psi, rms(z - x), n_iter)
