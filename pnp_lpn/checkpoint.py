@@ -84,3 +84,17 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> ProxPrio
         raise ValueError(f"{path}: weights do not match the stored {meta['architecture']} config: {e}") from e
     prior.metadata = meta
     return prior.to(device).eval()
+
+
+def export_prior(checkpoint: str | Path, out: str | Path, name: str, description: str) -> Path:
+    """Write a shippable prior file from a training checkpoint: weights only (no optimiser
+    state), with its name, description and a summary of the training run in the metadata."""
+    meta = read_metadata(checkpoint)
+    train = meta.get("training", {})
+    hist = train.get("history", {})
+    summary = {"config": train.get("config"), "steps_done": train.get("step"), "data": train.get("data"),
+               "world_size": train.get("world_size"), "wall_time_s": hist.get("wall_time"),
+               "val_step": hist.get("val_step"), "val_psnr": hist.get("val_psnr"),
+               "val_minutes": hist.get("val_minutes")}
+    prior = load_prior(checkpoint)
+    return save_prior(prior, out, {"name": name, "description": description, "training": summary})

@@ -26,8 +26,8 @@ def list_pretrained() -> list[str]:
     for name, path in _available().items():
         meta = read_metadata(path)
         train = meta.get("training", {})
-        psnr = train.get("val_psnr") or []
-        score = f", validation PSNR {psnr[-1]:.2f} dB" if psnr else ""
+        psnr, steps = train.get("val_psnr") or [], train.get("steps_done")
+        score = f" [{steps} steps, validation PSNR {psnr[-1]:.2f} dB]" if psnr else ""
         out.append(f"{name}: {meta.get('description', meta['architecture'])}{score}")
     return out
 

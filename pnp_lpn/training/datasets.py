@@ -11,11 +11,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .phantoms import ct_phantoms
+
 NATURAL_GRAY = ["camera", "moon", "brick", "grass", "gravel", "text", "page", "clock", "cell"]
 NATURAL_COLOR = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"]
 SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
 #: held out from training and used for validation PSNR only
 VALIDATION = ["coins", "chelsea"]
+#: number of random phantoms (128^2, seed 0) behind the "ct" dataset
+CT_TRAIN = 512
+DATASETS = ("natural-gray", "natural-color", "ct")
 
 
 def _load_skimage(name: str) -> np.ndarray:
@@ -110,4 +115,15 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
         return PatchSampler(natural_images("train", gray=True), patch_size)
     if data == "natural-color":
         return PatchSampler(natural_images("train", gray=False), patch_size)
-    raise ValueError(f"unknown dataset {data!r}; named datasets: natural-gray, natural-color")
+    if data == "ct":
+        return PatchSampler(ct_phantoms(CT_TRAIN, 128, seed=0), patch_size)
+    raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")
+
+
+def validation_images(data: str) -> list[Tensor]:
+    """Held-out images for a named dataset (never drawn by its training sampler)."""
+    if data.startswith("natural"):
+        return natural_images("val", gray=data == "natural-gray")
+    if data == "ct":
+        return ct_phantoms(8, 128, seed=10_000)
+    raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")

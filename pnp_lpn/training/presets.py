@@ -37,4 +37,9 @@ PRESETS: dict[str, Preset] = {
         AELPN, dict(in_channels=1), "natural-gray", 40,
         TrainConfig(sigma=0.1, steps=12000, batch_size=32, val_every=500, ckpt_every=250),
     ),
+    "ct": Preset(
+        "LPN for CT images at sigma 0.1 (random textured ellipse phantoms, 128^2)",
+        LPN, dict(in_channels=1), "ct", 48,
+        TrainConfig(sigma=0.1, steps=12000, batch_size=32, val_every=500, ckpt_every=250),
+    ),
 }

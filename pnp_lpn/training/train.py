@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..metrics import psnr
 from ..checkpoint import load_tensors, read_metadata, save_prior
 from ..priors.base import ProxPrior
 from .datasets import PatchSampler
@@ -73,11 +74,6 @@ class TrainHistory:
     val_psnr: list[float] = field(default_factory=list)
     val_minutes: list[float] = field(default_factory=list)
     wall_time: float = 0.0
-
-
-def psnr(x_hat: Tensor, x: Tensor) -> Tensor:
-    """PSNR in dB for images in [0, 1], per sample (B,): -10 log10(mean (x_hat - x)^2)."""
-    return -10.0 * torch.log10((x_hat - x).flatten(1).pow(2).mean(1).clamp_min(1e-12))
 
 
 @torch.no_grad()
