@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -15,11 +16,16 @@ def _train(args: argparse.Namespace) -> int:
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "sigma", "seed") if getattr(args, k) is not None}
     config = preset.config.__class__(**{**preset.config.__dict__, **overrides})
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
-    prior = preset.architecture(**preset.prior_kwargs, sigma_train=config.sigma)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: data-parallel training
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    prior = preset.architecture(**preset.prior_kwargs, sigma_train=config.sigma).to(device)
     sampler = make_sampler(preset.dataset, preset.patch_size)
     val = validation_images(preset.dataset)
     try:
