@@ -40,6 +40,6 @@ PRESETS: dict[str, Preset] = {
     "ct": Preset(
         "LPN for CT images at sigma 0.1 (random textured ellipse phantoms, 128^2)",
         LPN, dict(in_channels=1), "ct", 48,
-        TrainConfig(sigma=0.1, steps=12000, batch_size=32, val_every=500, ckpt_every=250),
+        TrainConfig(sigma=0.1, steps=6000, batch_size=32, val_every=500, ckpt_every=250),
     ),
 }
