@@ -40,6 +40,7 @@ class AELPN(ProxPrior):
     :param depth: convolutions per level.
     :param slope: leaky-ReLU negative slope in [0, 1).
     :param alpha: strong-convexity weight on the mean-free part: alpha ||u||^2.
+    :param kernel: spatial size of the convolutions (odd; 1 for 1-D / per-pixel data).
     :param sigma_train: noise level the prior was trained at (metadata only: the prox is
         scale-equivariant, so a caller's sigma carries no information it could use).
     """
@@ -52,10 +53,12 @@ class AELPN(ProxPrior):
         slope: float = 0.2,
         alpha: float = 1e-3,
         sigma_train: float | None = None,
+        kernel: int = 3,
     ):
         super().__init__(in_channels, sigma_train)
         self.channels, self.depth, self.slope, self.alpha = tuple(channels), int(depth), float(slope), float(alpha)
-        self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, LeakyReLU(slope), bias=False)
+        self.kernel = int(kernel)
+        self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, LeakyReLU(slope), bias=False, kernel=self.kernel)
 
     def _potential(self, x: Tensor) -> Tensor:
         flat = x.flatten(1)
@@ -68,4 +71,4 @@ class AELPN(ProxPrior):
 
     def config(self) -> dict:
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
-                    slope=self.slope, alpha=self.alpha, sigma_train=self.sigma_train)
+                    slope=self.slope, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel)

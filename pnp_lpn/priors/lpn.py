@@ -24,6 +24,7 @@ class LPN(ProxPrior):
     :param depth: convolutions per level.
     :param beta: softplus sharpness (larger is closer to ReLU).
     :param alpha: strong-convexity weight: psi includes alpha/2 ||x||^2, so f is injective.
+    :param kernel: spatial size of the convolutions (odd; 1 for 1-D / per-pixel data).
     :param sigma_train: noise level the prior was trained at (metadata; see ``forward``).
     """
 
@@ -35,10 +36,12 @@ class LPN(ProxPrior):
         beta: float = 20.0,
         alpha: float = 1e-3,
         sigma_train: float | None = None,
+        kernel: int = 3,
     ):
         super().__init__(in_channels, sigma_train)
         self.channels, self.depth, self.beta, self.alpha = tuple(channels), int(depth), float(beta), float(alpha)
-        self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, Softplus(beta), bias=True)
+        self.kernel = int(kernel)
+        self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, Softplus(beta), bias=True, kernel=self.kernel)
 
     def _potential(self, x: Tensor) -> Tensor:
         psi = 0.5 * self.alpha * x.flatten(1).pow(2).sum(1)
@@ -48,4 +51,4 @@ class LPN(ProxPrior):
 
     def config(self) -> dict:
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
-                    beta=self.beta, alpha=self.alpha, sigma_train=self.sigma_train)
+                    beta=self.beta, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel)

@@ -96,11 +96,9 @@ def _prior_step(prior, sigma_d: float | None) -> tuple[PriorStep, bool]:
 
 
 def _initial_point(physics, y: Tensor) -> Tensor:
-    """FBP for CT, the operator's least-squares start when it has one, else A^T y."""
-    for name in ("fbp", "least_squares"):
-        if hasattr(physics, name):
-            return getattr(physics, name)(y)
-    return physics.A_adjoint(y)
+    """The operator's own ``initial_point(y)`` (FBP for CT, least squares for CS) or A^T y."""
+    start = getattr(physics, "initial_point", None)
+    return start(y) if start is not None else physics.A_adjoint(y)
 
 
 def _default_lam(prior, physics, method: str, x0: Tensor, notes: list[str]) -> float:

@@ -102,6 +102,33 @@ class PatchSampler:
         return torch.stack(out)
 
 
+class TensorPatchSampler(PatchSampler):
+    """Vectorised :class:`PatchSampler` for a stack of equal-size images (N, C, H, W):
+    uniform image choice, uniform position, random flip and rotation, all drawn at once."""
+
+    def __init__(self, images: Tensor, patch_size: int, augment: bool = True):
+        if images.shape[-1] < patch_size or images.shape[-2] < patch_size:
+            raise ValueError(f"patch_size {patch_size} is larger than the images {tuple(images.shape[-2:])}")
+        self.stack, self.images, self.patch_size, self.augment = images, [images[0]], int(patch_size), augment
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        n, _, h, w = self.stack.shape
+        p = self.patch_size
+        idx = torch.randint(n, (batch_size,), generator=generator)
+        top = torch.randint(h - p + 1, (batch_size,), generator=generator)
+        left = torch.randint(w - p + 1, (batch_size,), generator=generator)
+        rows = (top[:, None] + torch.arange(p))[:, :, None]
+        cols = (left[:, None] + torch.arange(p))[:, None, :]
+        out = self.stack[idx[:, None, None], :, rows, cols].permute(0, 3, 1, 2)  # (B, C, p, p)
+        if self.augment:
+            flip = torch.randint(2, (batch_size,), generator=generator).bool()
+            out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+            turns = torch.randint(4, (batch_size,), generator=generator)
+            for k in range(1, 4):
+                out[turns == k] = torch.rot90(out[turns == k], k, (-2, -1))
+        return out
+
+
 def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> PatchSampler:
     """A :class:`PatchSampler` from a named dataset, a tensor (N, C, H, W) of images or
     patches, or an existing sampler (returned as is)."""
@@ -110,7 +137,7 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
     if isinstance(data, Tensor):
         if data.ndim != 4 or not torch.is_floating_point(data):
             raise ValueError(f"training data tensor must be float (N, C, H, W), got {data.dtype} {tuple(data.shape)}")
-        return PatchSampler(list(data), min(patch_size, *data.shape[-2:]))
+        return TensorPatchSampler(data, min(patch_size, *data.shape[-2:]))
     if data == "natural-gray":
         return PatchSampler(natural_images("train", gray=True), patch_size)
     if data == "natural-color":

@@ -2,7 +2,7 @@
 
 Schedule over ``steps`` optimiser steps (Adam; ``project_weights()`` after every step):
 
-- steps [0, l1_steps): L1 loss, learning rate ``lr_l1`` (warm-up);
+- steps [0, l1_steps): L1 loss (or ``warmup_loss="l2"``), learning rate ``lr_l1`` (warm-up);
 - the remaining steps: proximal-matching loss at learning rate ``lr_pm`` in equal stages
   with gamma = m * gamma_min for m in ``gamma_multipliers`` (default 8, 4, 2, 1), where
   gamma_min = ``gamma_factor`` * sqrt(C*P*P).
@@ -33,7 +33,9 @@ from ..metrics import psnr
 from ..checkpoint import load_tensors, read_metadata, save_prior
 from ..priors.base import ProxPrior
 from .datasets import PatchSampler
-from .losses import gamma_for, l1_loss, proximal_matching_loss
+from .losses import gamma_for, l1_loss, l2_loss, proximal_matching_loss
+
+WARMUP_LOSSES = {"l1": l1_loss, "l2": l2_loss}
 
 
 @dataclass
@@ -42,6 +44,7 @@ class TrainConfig:
 
     sigma: float = 0.1
     steps: int = 2000
+    warmup_loss: str = "l1"
     batch_size: int = 32
     l1_fraction: float = 0.5
     lr_l1: float = 1e-3
@@ -59,7 +62,7 @@ class TrainConfig:
     def phase(self, step: int, sample_shape: tuple[int, ...]) -> tuple[str, float, float | None]:
         """(loss name, learning rate, gamma or None) at ``step``."""
         if step < self.l1_steps:
-            return "l1", self.lr_l1, None
+            return self.warmup_loss, self.lr_l1, None
         stage_len = max(1, math.ceil((self.steps - self.l1_steps) / len(self.gamma_multipliers)))
         stage = min((step - self.l1_steps) // stage_len, len(self.gamma_multipliers) - 1)
         return "pm", self.lr_pm, self.gamma_multipliers[stage] * gamma_for(sample_shape, self.gamma_factor)
@@ -156,6 +159,8 @@ def train(
     :param val_images: (C, H, W) images for validation PSNR every ``val_every`` steps.
     """
     cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
+    if cfg.warmup_loss not in WARMUP_LOSSES:
+        raise ValueError(f"warmup_loss must be one of {sorted(WARMUP_LOSSES)}, got {cfg.warmup_loss!r}")
     if data.channels != prior.in_channels:
         raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
     rank, world = _rank_world()
@@ -190,7 +195,7 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = lr
             x_hat = prior.prox(y, create_graph=True)
-            per_sample = l1_loss(x_hat, x) if kind == "l1" else proximal_matching_loss(x_hat, x, gamma)
+            per_sample = proximal_matching_loss(x_hat, x, gamma) if kind == "pm" else WARMUP_LOSSES[kind](x_hat, x)
             loss = per_sample.mean()
             opt.zero_grad(set_to_none=False)
             loss.backward()
@@ -221,8 +226,8 @@ def _resume(ckpt: Path, prior: ProxPrior, opt: torch.optim.Adam, cfg: TrainConfi
     if meta["config"] != prior.config():
         raise ValueError(f"{ckpt} holds a {meta['architecture']} {meta['config']}, not {prior.config()}; "
                          "use another out_dir or the same architecture")
-    saved = meta["training"]["config"]
-    if {k: v for k, v in saved.items() if k != "steps"} != {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k != "steps"}:
+    saved = {**asdict(TrainConfig()), **meta["training"]["config"]}  # fields added later keep defaults
+    if json.loads(json.dumps(saved)) != json.loads(json.dumps(asdict(cfg))):
         raise ValueError(f"{ckpt} was trained with different settings {saved}; resume with the same ones")
     prior.load_state_dict(load_tensors(ckpt, "model."))
     _restore_optimizer(opt, load_tensors(ckpt, "optim."))
