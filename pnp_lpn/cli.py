@@ -46,13 +46,15 @@ def _demo(args: argparse.Namespace) -> int:
 
     s = run_demo(size=args.size, views=args.views, noise=args.noise, prior=args.prior, max_iter=args.iters,
                  out=args.out, progress=not args.quiet)
-    obj = s["objective"]
+    data = s["data_fidelity"]
     print(f"sparse-view CT, {args.views} views, {args.size}^2, sinogram noise {args.noise:g}")
     print(f"  FBP                 PSNR {s['psnr_fbp']:.2f} dB")
     print(f"  PnP-ADMM + {args.prior}  PSNR {s['psnr_pnp']:.2f} dB  ({s['n_iter']} iterations, lam {s['lam']:.3g}, "
           f"{s['wall_time_s']:.1f} s; {s['stop_reason']})")
-    print("  objective F = 1/2||Ax-y||^2 + lam R(x) per iteration:")
-    print("   " + " ".join(f"{v:.5g}" for v in obj[:: max(1, len(obj) // 10)]) + f" ... {obj[-1]:.5g}")
+    print("  data fidelity 1/2||Ax-y||^2 per iteration:")
+    print("   " + " ".join(f"{v:.5g}" for v in data[:: max(1, len(data) // 10)]) + f" ... {data[-1]:.5g}")
+    print(f"  objective F = 1/2||Ax-y||^2 + lam R(x) at the result: {s['final_objective']:.6g} "
+          f"(R by inversion, residual {s['final_inversion_residual']:.1e})")
     print(f"  figure: {s['figure']}")
     return 0
 
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="image size N (N x N)")
     p.add_argument("--views", type=int, default=60, help="number of projection angles in [0, pi)")
     p.add_argument("--noise", type=float, default=1.0, help="Gaussian noise std on the sinogram")
-    p.add_argument("--prior", default="lpn-natural-gray", help="shipped prior (pnp-lpn inspect --list)")
+    p.add_argument("--prior", default="lpn-ct", help="shipped prior (see pnp_lpn.list_pretrained())")
     p.add_argument("--iters", type=int, default=30, help="ADMM iterations")
     p.add_argument("--out", default="demo_out", help="output folder for the figure")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
