@@ -8,7 +8,7 @@ Level l works at resolution 2^-l. With x_l the input averaged down to that level
     z_{l,k+1} = act(W z_{l,k} + A x_l + b)               for k >= 1
     s_l       = U_l z_{l,depth}                          (1x1 conv to one field)
 
-with every W and every readout U_l elementwise >= 0 (restored by ``project()`` after an
+with every W and every readout U_l elementwise >= 0 (restored by ``ProxPrior.project_weights()`` after an
 optimiser step, never inside forward), A and b unconstrained, and ``act`` convex and
 non-decreasing. Each entry of z and s is then a convex function of x: a non-negative
 combination of convex functions, plus an affine function, composed with a convex
@@ -127,10 +127,3 @@ class ConvexMultiscaleNet(nn.Module):
                 z = self.act(pre)
             fields.append(readout(z))
         return fields
-
-    @torch.no_grad()
-    def project(self) -> None:
-        """Restore W >= 0 and U >= 0 (call after every optimiser step)."""
-        for m in self.modules():
-            if isinstance(m, NonNegConv2d):
-                m.project()
