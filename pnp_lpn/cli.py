@@ -29,7 +29,7 @@ def _train(args: argparse.Namespace) -> int:
     sampler = make_sampler(preset.dataset, preset.patch_size)
     val = validation_images(preset.dataset)
     try:
-        history = train(prior, sampler, config, out_dir=args.out, val_images=val,
+        history = train(prior, sampler, config, out_dir=args.out, val_images=val, init_from=args.init,
                         data_description=f"preset {args.preset}: {preset.description}")
     except KeyboardInterrupt as e:
         print(f"\n{e}", file=sys.stderr)
@@ -65,6 +65,12 @@ def _solve(args: argparse.Namespace) -> int:
     return run_solve(args)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .cli_bench import run_bench
+
+    return run_bench(args)
+
+
 def _not_yet(name: str):
     def run(args: argparse.Namespace) -> int:
         print(f"pnp-lpn {name}: not implemented in this version yet", file=sys.stderr)
@@ -89,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigma", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--init", help="start from the weights of this checkpoint (same architecture)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("demo", help="sparse-view CT demo with the shipped prior",
@@ -108,8 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_solve_parser(sub).set_defaults(func=_solve)
 
-    for name, text in [("bench", "benchmark PnP denoisers"), ("inspect", "evaluate a learned regulariser")]:
-        sub.add_parser(name, help=text).set_defaults(func=_not_yet(name))
+    from .cli_bench import add_bench_parser
+
+    add_bench_parser(sub).set_defaults(func=_bench)
+    sub.add_parser("inspect", help="evaluate a learned regulariser").set_defaults(func=_not_yet("inspect"))
     return parser
 
 

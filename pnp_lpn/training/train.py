@@ -43,6 +43,7 @@ class TrainConfig:
     """Hyper-parameters of :func:`train` (all recorded in checkpoints)."""
 
     sigma: float = 0.1
+    sigma_range: tuple[float, float] | None = None
     steps: int = 2000
     warmup_loss: str = "l1"
     batch_size: int = 32
@@ -54,6 +55,13 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 200
     ckpt_every: int = 200
+
+    def noise_levels(self, batch: int, g: torch.Generator) -> Tensor:
+        """Per-sample noise std (B, 1, 1, 1): ``sigma``, or uniform in sigma * ``sigma_range``."""
+        if self.sigma_range is None:
+            return torch.full((batch, 1, 1, 1), self.sigma)
+        lo, hi = self.sigma_range
+        return self.sigma * (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=g))
 
     @property
     def l1_steps(self) -> int:
@@ -145,6 +153,7 @@ def train(
     val_images: list[Tensor] | None = None,
     data_description: str = "",
     progress: bool = True,
+    init_from: str | Path | None = None,
     **overrides,
 ) -> TrainHistory:
     """Train ``prior`` by L1 warm-up then staged proximal matching; see the module docstring.
@@ -157,6 +166,8 @@ def train(
         ``history.json`` go. If it already holds a checkpoint of this run, training resumes
         from it. None: no checkpoints.
     :param val_images: (C, H, W) images for validation PSNR every ``val_every`` steps.
+    :param init_from: a checkpoint of the same architecture whose weights start a new run
+        (fine-tuning; ignored when resuming). Recorded in the metadata.
     """
     cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
     if cfg.warmup_loss not in WARMUP_LOSSES:
@@ -170,6 +181,9 @@ def train(
     ckpt = Path(out_dir) / "checkpoint.safetensors" if out_dir is not None else None
     if ckpt is not None and ckpt.exists():
         start, hist = _resume(ckpt, prior, opt, cfg)
+    elif init_from is not None:
+        _check_architecture(Path(init_from), prior)
+        prior.load_state_dict(load_tensors(init_from, "model."))
     sample_shape = (data.channels, data.patch_size, data.patch_size)
     prior.train()
     t0 = time.perf_counter() - hist.wall_time
@@ -181,7 +195,8 @@ def train(
             return
         hist.wall_time = time.perf_counter() - t0
         meta = {"training": {"config": asdict(cfg), "step": step, "data": data_description,
-                             "world_size": world, "history": asdict(hist)}}
+                             "world_size": world, "init_from": str(init_from) if init_from else None,
+                             "history": asdict(hist)}}
         save_prior(prior, ckpt, meta, _optimizer_tensors(opt))
         (ckpt.parent / "history.json").write_text(json.dumps(meta["training"], indent=1))
 
@@ -189,7 +204,7 @@ def train(
         for step in bar:
             g = torch.Generator().manual_seed(cfg.seed * 1_000_000_007 + step * 1009 + rank)
             x = data.sample(cfg.batch_size, g)
-            y = x + cfg.sigma * torch.randn(x.shape, generator=g)
+            y = x + cfg.noise_levels(x.shape[0], g) * torch.randn(x.shape, generator=g)
             x, y = x.to(device), y.to(device)
             kind, lr, gamma = cfg.phase(step, sample_shape)
             for group in opt.param_groups:
@@ -221,11 +236,16 @@ def train(
     return hist
 
 
-def _resume(ckpt: Path, prior: ProxPrior, opt: torch.optim.Adam, cfg: TrainConfig) -> tuple[int, TrainHistory]:
-    meta = read_metadata(ckpt)
-    if meta["config"] != prior.config():
-        raise ValueError(f"{ckpt} holds a {meta['architecture']} {meta['config']}, not {prior.config()}; "
+def _check_architecture(path: Path, prior: ProxPrior) -> dict:
+    meta = read_metadata(path)
+    if meta["architecture"] != type(prior).__name__ or meta["config"] != prior.config():
+        raise ValueError(f"{path} holds a {meta['architecture']} {meta['config']}, not {prior.config()}; "
                          "use another out_dir or the same architecture")
+    return meta
+
+
+def _resume(ckpt: Path, prior: ProxPrior, opt: torch.optim.Adam, cfg: TrainConfig) -> tuple[int, TrainHistory]:
+    meta = _check_architecture(ckpt, prior)
     saved = {**asdict(TrainConfig()), **meta["training"]["config"]}  # fields added later keep defaults
     if json.loads(json.dumps(saved)) != json.loads(json.dumps(asdict(cfg))):
         raise ValueError(f"{ckpt} was trained with different settings {saved}; resume with the same ones")
