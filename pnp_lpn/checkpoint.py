@@ -8,6 +8,7 @@ arguments, and whatever the trainer records (sigma, data, steps, losses, wall ti
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -66,6 +67,14 @@ def read_metadata(path: str | Path) -> dict:
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path} was written by a newer pnp_lpn (format {meta['format_version']}); upgrade")
     return meta
+
+
+def stored_config(meta: dict) -> dict:
+    """The constructor arguments in ``meta``, with defaults filled in for arguments added to the
+    architecture after the file was written (so older checkpoints still compare equal)."""
+    params = inspect.signature(ARCHITECTURES[meta["architecture"]]).parameters
+    defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    return {**defaults, **meta["config"]}
 
 
 def load_tensors(path: str | Path, prefix: str) -> dict[str, Tensor]:

@@ -30,7 +30,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..metrics import psnr
-from ..checkpoint import load_tensors, read_metadata, save_prior
+from ..checkpoint import load_tensors, read_metadata, save_prior, stored_config
 from ..priors.base import ProxPrior
 from .datasets import PatchSampler
 from .losses import gamma_for, l1_loss, l2_loss, proximal_matching_loss
@@ -238,7 +238,7 @@ def train(
 
 def _check_architecture(path: Path, prior: ProxPrior) -> dict:
     meta = read_metadata(path)
-    if meta["architecture"] != type(prior).__name__ or meta["config"] != prior.config():
+    if meta["architecture"] != type(prior).__name__ or stored_config(meta) != prior.config():
         raise ValueError(f"{path} holds a {meta['architecture']} {meta['config']}, not {prior.config()}; "
                          "use another out_dir or the same architecture")
     return meta
