@@ -201,3 +201,28 @@ def test_deepinv_admm_runs_with_prior():
     with torch.no_grad():
         out = model(y, physics)
     assert out.shape == y.shape and torch.isfinite(out).all()
+
+
+def test_deepinv_explicit_prior_tracks_the_same_objective_as_solve():
+    """deepinv PGD with the explicit adapter: same iterates as pnp_lpn.solve and a cost
+    F = 1/2||Ax - y||^2 + lambda R(x) (R by inversion) equal to our monitored objective."""
+    import deepinv as dinv
+    from deepinv.optim.data_fidelity import L2
+
+    from pnp_lpn.priors import DeepinvExplicitPrior
+
+    prior = make(pl.LPN, alpha=0.3)
+    physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.0))
+    y = torch.rand(1, 1, 12, 12, dtype=torch.float64)
+    eta, n = 0.8, 4
+    model = dinv.optim.optim_builder(iteration="PGD", prior=DeepinvExplicitPrior(prior, tol=1e-9),
+                                     data_fidelity=L2(), max_iter=n, early_stop=False,
+                                     params_algo={"stepsize": eta, "lambda": 1 / eta})
+    with torch.no_grad():
+        out, metrics = model(y, physics, compute_metrics=True)
+    ours = pl.solve(y, physics, prior, method="pgd", lam=1 / eta, max_iter=n, tol=0, x0=y.clone())
+    torch.testing.assert_close(out, ours.x)
+    torch.testing.assert_close(torch.tensor(metrics["cost"][0][-1], dtype=torch.float64),
+                               torch.tensor(ours.history["objective"][-1], dtype=torch.float64), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="lambda"):
+        DeepinvExplicitPrior(prior).prox(y, gamma=0.5)

@@ -2,7 +2,8 @@
 
 from .aelpn import AELPN
 from .base import ProxPrior, RegularizerResult
+from .deepinv_prior import DeepinvExplicitPrior
 from .lpn import LPN
 from .pretrained import list_pretrained, load_pretrained
 
-__all__ = ["AELPN", "LPN", "ProxPrior", "RegularizerResult", "list_pretrained", "load_pretrained"]
+__all__ = ["AELPN", "DeepinvExplicitPrior", "LPN", "ProxPrior", "RegularizerResult", "list_pretrained", "load_pretrained"]
