@@ -134,6 +134,7 @@ def test_diverging_pgd_stops_and_returns_best_iterate():
     (dict(lam=0.0), "lam"),
     (dict(lam=-1.0), "lam"),
     (dict(max_iter=0), "max_iter"),
+    (dict(box=(1.0, 0.0)), "box"),
 ])
 def test_bad_arguments(kwargs, match):
     physics = blur_physics(dtype=torch.float32)

@@ -117,13 +117,15 @@ def _default_lam(prior, physics, method: str, x0: Tensor, notes: list[str]) -> f
     return lam
 
 
-def _check_inputs(y, physics, prior, method, lam, max_iter, x0) -> Tensor:
+def _check_inputs(y, physics, prior, method, lam, max_iter, x0, box) -> Tensor:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     if lam is not None:
         check_positive(lam, "lam")
+    if box is not None and not (len(box) == 2 and float(box[0]) < float(box[1])):
+        raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
     if not isinstance(y, Tensor) or not torch.is_floating_point(y) or y.ndim < 2:
         raise ValueError(f"y must be a floating-point tensor with a batch dimension, got {getattr(y, 'shape', type(y))}")
     if not torch.isfinite(y).all():
@@ -172,7 +174,8 @@ def solve(
     :param max_iter: iteration limit.
     :param tol: stop when the relative change ||z_k - z_{k-1}|| / ||z_{k-1}|| and (ADMM) the
         relative primal residual ||x_k - z_k|| / ||z_k|| are <= tol for every image.
-    :param x0: start; default FBP (CT), least squares (if the operator offers it) or A^T y.
+    :param x0: start; default the operator's ``initial_point(y)`` (FBP for CT, least squares for
+        compressed sensing), else A^T y.
     :param callback: called as callback(k, z, info) after each iteration; True stops.
     :param box: (lo, hi) clip applied to each iterate (e.g. (0, 1)); R is unknown (NaN) at
         iterations where the clip moved an image.
@@ -182,7 +185,7 @@ def solve(
         lam >= ||A||^2 never increases) or at the first non-finite iterate; the best
         iterate (lowest objective) is returned.
     """
-    x_adj = _check_inputs(y, operator, prior, method, lam, max_iter, x0)
+    x_adj = _check_inputs(y, operator, prior, method, lam, max_iter, x0, box)
     notes: list[str] = []
     if x0 is None:
         x0 = _initial_point(operator, y)
