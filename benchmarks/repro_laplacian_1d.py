@@ -48,9 +48,9 @@ def fit(warmup: str, steps: int, pm_from: pl.LPN | None = None, lr_pm: float = 1
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--lr-pm", dest="lr_pm", type=float, default=1e-3)
+    parser.add_argument("--lr-pm", dest="lr_pm", type=float, default=1e-4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     models = {"L2": fit("l2", args.steps), "L1": fit("l1", args.steps)}
