@@ -1,0 +1,129 @@
+"""Benchmark methods: a denoiser family and how it is used (PnP solver, FBP, or plain).
+
+A method name is ``<family>-<solver>`` (``lpn-admm``, ``bm3d-admm``, ...) or ``fbp``.
+Families resolve per domain to a :func:`pnp_lpn.baselines.make_denoiser` name: ``lpn`` is
+``lpn-natural-gray`` on natural images and ``lpn-ct`` on CT; ``aelpn`` exists for natural
+images only. On a denoising task each family is applied once, as ``<family>`` with solver
+"denoise", at the true noise level.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..baselines import make_denoiser
+from ..priors import ProxPrior
+from ..solvers import solve
+from ..solvers.solve import operator_norm_sq
+from .tasks import Split, Task
+
+#: family -> domain -> denoiser name
+FAMILIES: dict[str, dict[str, str]] = {
+    "lpn": {"natural": "lpn-natural-gray", "ct": "lpn-ct"},
+    "aelpn": {"natural": "aelpn-natural-gray"},
+    "tv": {"natural": "tv", "ct": "tv"},
+    "bm3d": {"natural": "bm3d", "ct": "bm3d"},
+    "dncnn": {"natural": "dncnn", "ct": "dncnn"},
+}
+METHODS = ("lpn-admm", "lpn-pgd", "aelpn-admm", "aelpn-pgd", "tv-admm", "bm3d-admm", "dncnn-admm", "fbp")
+#: noise level a generic denoiser is centred on (sigma_d = noise / sqrt(lam) at the grid centre)
+GENERIC_SIGMA = 0.1
+
+
+@dataclass(frozen=True)
+class Method:
+    """``family`` (a key of FAMILIES, or "fbp") and ``solver`` ("admm", "pgd", "fbp", "denoise")."""
+
+    family: str
+    solver: str
+
+    @property
+    def name(self) -> str:
+        return self.family if self.solver in ("fbp", "denoise") else f"{self.family}-{self.solver}"
+
+    @property
+    def tuned(self) -> bool:
+        """Whether lam is chosen on the validation split (PnP solvers only)."""
+        return self.solver in ("admm", "pgd")
+
+
+def parse_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    return Method("fbp", "fbp") if name == "fbp" else Method(*name.rsplit("-", 1))
+
+
+def methods_for(task: Task, names: tuple[str, ...]) -> list[Method]:
+    """The methods among ``names`` that apply to ``task`` (one per family for denoising)."""
+    methods = [parse_method(n) for n in names]
+    if task.is_denoising:
+        families = dict.fromkeys(m.family for m in methods if m.family in FAMILIES)
+        return [Method(f, "denoise") for f in families if task.domain in FAMILIES[f]]
+    return [m for m in methods
+            if (m.family == "fbp" and task.domain == "ct") or task.domain in FAMILIES.get(m.family, {})]
+
+
+def denoiser_name(method: Method, task: Task) -> str:
+    return "fbp" if method.family == "fbp" else FAMILIES[method.family][task.domain]
+
+
+@dataclass
+class Outcome:
+    """One reconstruction of a split: x (B, C, H, W) and what the solver reported."""
+
+    x: Tensor
+    n_iter: int
+    time_s: float
+    objective: float = math.nan
+    stop_reason: str = ""
+    history: dict[str, list[float]] = field(default_factory=dict)
+    sigma_d: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+
+def default_lam(method: Method, task: Task, split: Split) -> float:
+    """The centre of the lam grid: the value ``solve`` uses when lam is None, i.e.
+    noise^2 / sigma_train^2 (sigma_train = 0.1 for generic denoisers), raised to ||A||^2
+    for PGD (descent guarantee)."""
+    prior = make_denoiser(denoiser_name(method, task))
+    lam = task.noise_sigma**2 / getattr(prior, "sigma_train", GENERIC_SIGMA) ** 2
+    if method.solver == "pgd":
+        lam = max(lam, operator_norm_sq(split.operator(), split.x))
+    return lam
+
+
+def reconstruct(method: Method, task: Task, split: Split, lam: float | None, max_iter: int,
+                box: tuple[float, float] | None = None, callback: Callable | None = None) -> Outcome:
+    """Run ``method`` on ``split`` (lam, box ignored by fbp/denoise). ``time_s`` covers the
+    reconstruction only (not building the operator or loading the denoiser); warnings
+    raised meanwhile are kept in ``notes``."""
+    operator = split.operator()
+    prior = None if method.solver == "fbp" else make_denoiser(denoiser_name(method, task))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        out = _run(method, task, split, operator, prior, lam, max_iter, box, callback)
+        out.time_s = time.perf_counter() - t0
+    out.notes += [m for m in dict.fromkeys(str(w.message) for w in caught) if m not in out.notes]
+    return out
+
+
+@torch.no_grad()
+def _run(method: Method, task: Task, split: Split, operator, prior, lam, max_iter, box, callback) -> Outcome:
+    if method.solver == "fbp":
+        return Outcome(operator.fbp(split.y), 1, 0.0)
+    generic = not isinstance(prior, ProxPrior)
+    if method.solver == "denoise":
+        return Outcome(prior(split.y, task.noise_sigma), 1, 0.0, sigma_d=task.noise_sigma if generic else math.nan)
+    res = solve(split.y, operator, prior, method=method.solver, lam=lam, max_iter=max_iter, box=box,
+                callback=callback)
+    objective = res.history.get("objective", [math.nan])[-1]
+    sigma_d = task.noise_sigma / math.sqrt(lam) if generic else math.nan
+    return Outcome(res.x, res.n_iter, 0.0, objective, res.stop_reason, res.history, sigma_d, res.notes)
