@@ -3,6 +3,8 @@ import math
 import pytest
 import torch
 
+from pnp_lpn.priors.base import ProxPrior
+
 
 @pytest.fixture(autouse=True)
 def _seed():
@@ -29,3 +31,17 @@ def randomize(prior, scale: float = 1.0, seed: int = 0):
             p.copy_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
     prior.project_weights()
     return prior
+
+
+class QuadraticPrior(ProxPrior):
+    """psi(v) = ||v||^2 / (2 (1 + mu)): f(v) = v / (1 + mu) = prox of R(x) = mu/2 ||x||^2."""
+
+    def __init__(self, mu: float, in_channels: int = 1):
+        super().__init__(in_channels)
+        self.mu = mu
+
+    def _potential(self, x):
+        return x.flatten(1).pow(2).sum(1) / (2 * (1 + self.mu))
+
+    def config(self):
+        return {"mu": self.mu}

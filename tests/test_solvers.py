@@ -8,23 +8,7 @@ import scipy.sparse.linalg as sla
 import torch
 
 import pnp_lpn as pl
-from pnp_lpn.priors.base import ProxPrior
-
-from conftest import randomize
-
-
-class QuadraticPrior(ProxPrior):
-    """psi(v) = ||v||^2 / (2 (1 + mu)): f(v) = v / (1 + mu) = prox of R(x) = mu/2 ||x||^2."""
-
-    def __init__(self, mu: float, in_channels: int = 1):
-        super().__init__(in_channels)
-        self.mu = mu
-
-    def _potential(self, x):
-        return x.flatten(1).pow(2).sum(1) / (2 * (1 + self.mu))
-
-    def config(self):
-        return {"mu": self.mu}
+from conftest import QuadraticPrior, randomize
 
 
 def blur_physics(n=16, sigma=(1.0, 1.0), noise=0.0, dtype=torch.float64):
