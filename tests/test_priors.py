@@ -226,3 +226,10 @@ def test_deepinv_explicit_prior_tracks_the_same_objective_as_solve():
                                torch.tensor(ours.history["objective"][-1], dtype=torch.float64), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="lambda"):
         DeepinvExplicitPrior(prior).prox(y, gamma=0.5)
+
+
+def test_scale_only_aelpn_is_scale_but_not_shift_equivariant():
+    prior = make(pl.AELPN, shift_equivariant=False, dtype=torch.float32)
+    x = torch.rand(2, 1, 12, 12)
+    torch.testing.assert_close(prior(3.0 * x), 3.0 * prior(x), rtol=1e-5, atol=1e-5)
+    assert (prior(x + 0.5) - (prior(x) + 0.5)).abs().max() > 1e-3

@@ -19,6 +19,8 @@ potential unless each pair's weight on the max dominates the weight on the min. 
 ReLU is convex, non-decreasing and positively homogeneous, so the plain clamp W >= 0 is
 a complete convexity certificate.
 
+With ``shift_equivariant=False`` u = x and the last term is dropped (scale equivariance only).
+
 The sum over pixels of squared per-pixel fields (rather than the square of one global sum)
 keeps f independent of the image size.
 """
@@ -43,6 +45,9 @@ class AELPN(ProxPrior):
     :param kernel: spatial size of the convolutions (odd; 1 for 1-D / per-pixel data).
     :param sigma_train: noise level the prior was trained at (metadata only: the prox is
         scale-equivariant, so a caller's sigma carries no information it could use).
+    :param shift_equivariant: False drops the mean projection (psi = sum relu(s(x))^2 +
+        alpha ||x||^2): f is then only scale-equivariant, f(a x) = a f(x), which is the
+        meaningful symmetry for scalars or data without a brightness offset.
     """
 
     def __init__(
@@ -54,21 +59,26 @@ class AELPN(ProxPrior):
         alpha: float = 1e-3,
         sigma_train: float | None = None,
         kernel: int = 3,
+        shift_equivariant: bool = True,
     ):
         super().__init__(in_channels, sigma_train)
         self.channels, self.depth, self.slope, self.alpha = tuple(channels), int(depth), float(slope), float(alpha)
-        self.kernel = int(kernel)
+        self.kernel, self.shift_equivariant = int(kernel), bool(shift_equivariant)
         self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, LeakyReLU(slope), bias=False, kernel=self.kernel)
 
     def _potential(self, x: Tensor) -> Tensor:
-        flat = x.flatten(1)
-        mean = flat.mean(1)
-        u = x - mean.view(-1, 1, 1, 1)
-        psi = self.alpha * u.flatten(1).pow(2).sum(1) + 0.5 * flat.shape[1] * mean.pow(2)
+        if self.shift_equivariant:
+            flat = x.flatten(1)
+            mean = flat.mean(1)
+            u = x - mean.view(-1, 1, 1, 1)
+            psi = self.alpha * u.flatten(1).pow(2).sum(1) + 0.5 * flat.shape[1] * mean.pow(2)
+        else:
+            u, psi = x, self.alpha * x.flatten(1).pow(2).sum(1)
         for field in self.net(u):
             psi = psi + F.relu(field).pow(2).flatten(1).sum(1)
         return psi
 
     def config(self) -> dict:
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
-                    slope=self.slope, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel)
+                    slope=self.slope, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel,
+                    shift_equivariant=self.shift_equivariant)
