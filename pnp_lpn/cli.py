@@ -8,6 +8,10 @@ import sys
 
 
 def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    import torch
+
     from .checkpoint import export_prior
     from .training.datasets import make_sampler, validation_images
     from .training.presets import PRESETS
@@ -15,9 +19,7 @@ def _train(args: argparse.Namespace) -> int:
 
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "sigma", "seed") if getattr(args, k) is not None}
-    config = preset.config.__class__(**{**preset.config.__dict__, **overrides})
-    import torch
-
+    config = replace(preset.config, **overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: data-parallel training
