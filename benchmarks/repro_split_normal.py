@@ -6,7 +6,8 @@ x has density ~ exp(-x^2 / (2 s_-^2)) for x < 0 and exp(-x^2 / (2 s_+^2)) for x 
 (s_- = 1, s_+ = 3); y = x + N(0, 1). The MAP prox is piecewise linear and scale-equivariant:
 f(y) = y / (1 + 1/s_-^2) for y < 0 and y / (1 + 1/s_+^2) for y >= 0.
 Both priors train with the same recipe (L1 warm-up, then proximal matching); the AE-LPN is
-the scale-only variant (shift equivariance is trivial for scalars). Reports
+the scale-only variant (shift equivariance is trivial for scalars) with the |u| readout
+(without it the negative branch died: relu(s)^2 has no gradient where s < 0). Reports
 max |f(y) - MAP(y)| on [-4, 4]; writes benchmarks/results/split_normal.{json,png}.
 """
 
@@ -49,7 +50,7 @@ def main() -> None:
                       gamma_multipliers=(5.0, 3.0, 2.0, 1.0))
     torch.manual_seed(0)
     models = {"LPN": pl.LPN(**ARCH, beta=10.0, sigma_train=1.0),
-              "AE-LPN (scale-only)": pl.AELPN(**ARCH, shift_equivariant=False, sigma_train=1.0)}
+              "AE-LPN (scale-only)": pl.AELPN(**ARCH, shift_equivariant=False, abs_readout=True, sigma_train=1.0)}
     y = torch.linspace(-4, 4, 801).view(-1, 1, 1, 1)
     out, curves = {}, {}
     for name, prior in models.items():

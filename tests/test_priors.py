@@ -233,3 +233,15 @@ def test_scale_only_aelpn_is_scale_but_not_shift_equivariant():
     x = torch.rand(2, 1, 12, 12)
     torch.testing.assert_close(prior(3.0 * x), 3.0 * prior(x), rtol=1e-5, atol=1e-5)
     assert (prior(x + 0.5) - (prior(x) + 0.5)).abs().max() > 1e-3
+
+
+def test_aelpn_abs_readout_keeps_guarantees_and_starts_at_identity():
+    fresh = pl.AELPN(1, channels=(8, 12), depth=2, abs_readout=True).double().eval()
+    x = torch.rand(2, 1, 10, 10, dtype=torch.float64)
+    torch.testing.assert_close(fresh(x), x, rtol=0, atol=5e-3)  # untrained: f ~ identity (+ 2 alpha u)
+    prior = make(pl.AELPN, c=2, abs_readout=True)
+    g = torch.Generator().manual_seed(7)
+    a = torch.randn(64, 2, 8, 8, generator=g, dtype=torch.float64)
+    b = torch.randn(64, 2, 8, 8, generator=g, dtype=torch.float64)
+    assert (prior.potential(0.5 * (a + b)) <= 0.5 * (prior.potential(a) + prior.potential(b)) + 1e-9).all()
+    torch.testing.assert_close(prior(2.5 * a - 0.3), 2.5 * prior(a) - 0.3)

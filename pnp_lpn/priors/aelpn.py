@@ -27,11 +27,12 @@ keeps f independent of the image size.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .base import ProxPrior
-from .convex_net import ConvexMultiscaleNet, LeakyReLU
+from .convex_net import ConvexMultiscaleNet, LeakyReLU, NonNegConv2d
 
 
 class AELPN(ProxPrior):
@@ -48,6 +49,10 @@ class AELPN(ProxPrior):
     :param shift_equivariant: False drops the mean projection (psi = sum relu(s(x))^2 +
         alpha ||x||^2): f is then only scale-equivariant, f(a x) = a f(x), which is the
         meaningful symmetry for scalars or data without a brightness offset.
+    :param abs_readout: add w |u| (w >= 0, per channel, initialised to 1/sqrt(2)) to the
+        full-resolution field: convex, non-negative and 1-homogeneous, so convexity and
+        equivariance are kept; it keeps the field positive where the network alone would sit
+        in relu's flat zero region (dead units: no gradient), and the prior starts at f = identity.
     """
 
     def __init__(
@@ -60,11 +65,17 @@ class AELPN(ProxPrior):
         sigma_train: float | None = None,
         kernel: int = 3,
         shift_equivariant: bool = True,
+        abs_readout: bool = False,
     ):
         super().__init__(in_channels, sigma_train)
         self.channels, self.depth, self.slope, self.alpha = tuple(channels), int(depth), float(slope), float(alpha)
         self.kernel, self.shift_equivariant = int(kernel), bool(shift_equivariant)
         self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, LeakyReLU(slope), bias=False, kernel=self.kernel)
+        self.abs_readout = None
+        if abs_readout:  # w |u| added to the full-resolution field, w >= 0, starting at f = identity
+            self.abs_readout = NonNegConv2d(in_channels, 1, 1)
+            with torch.no_grad():
+                self.abs_readout.weight.fill_(2**-0.5)
 
     def _potential(self, x: Tensor) -> Tensor:
         if self.shift_equivariant:
@@ -74,11 +85,14 @@ class AELPN(ProxPrior):
             psi = self.alpha * u.flatten(1).pow(2).sum(1) + 0.5 * flat.shape[1] * mean.pow(2)
         else:
             u, psi = x, self.alpha * x.flatten(1).pow(2).sum(1)
-        for field in self.net(u):
+        fields = self.net(u)
+        if self.abs_readout is not None:
+            fields[0] = fields[0] + self.abs_readout(u.abs())
+        for field in fields:
             psi = psi + F.relu(field).pow(2).flatten(1).sum(1)
         return psi
 
     def config(self) -> dict:
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
                     slope=self.slope, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel,
-                    shift_equivariant=self.shift_equivariant)
+                    shift_equivariant=self.shift_equivariant, abs_readout=self.abs_readout is not None)
