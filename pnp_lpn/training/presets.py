@@ -40,7 +40,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "natural-gray-ae": Preset(
         "AE-LPN for grey natural images at sigma 0.1 (scikit-image/scikit-learn photos)",
-        AELPN, dict(in_channels=1), "natural-gray", 40,
+        AELPN, dict(in_channels=1, abs_readout=True), "natural-gray", 40,
         TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=10000, batch_size=32, val_every=500, ckpt_every=250),
     ),
     "ct": Preset(
