@@ -238,8 +238,9 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
         best_obj = torch.where(better, obj.cpu(), best_obj)
         best_x[better.to(z.device)] = z[better.to(z.device)]
         best_iter = k if better.any() else best_iter
-        if progress:
-            bar.set_postfix({"obj" if has_reg else "data": f"{float(obj.nanmean()):.4g}",
+        if progress:  # the objective when known, else the data fidelity
+            shown = obj if bool(torch.isfinite(obj).any()) else data
+            bar.set_postfix({"obj" if shown is obj and has_reg else "data": f"{float(shown.nanmean()):.4g}",
                              "change": f"{float(rel_change.max()):.2e}"})
         if callback is not None and callback(k, z, {key: row[key] for key in keys}):
             reason = f"stopped by callback at iteration {k}"
