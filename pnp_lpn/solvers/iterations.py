@@ -25,13 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..priors.inversion import rms
+
 #: v -> (f(v), R(f(v)) of shape (B,) or None)
 PriorStep = Callable[[Tensor], tuple[Tensor, Tensor | None]]
-
-
-def rms(t: Tensor) -> Tensor:
-    """Per-sample root-mean-square, shape (B,)."""
-    return t.flatten(1).pow(2).mean(1).sqrt()
 
 
 def apply_box(z: Tensor, reg: Tensor | None, box: tuple[float, float] | None) -> tuple[Tensor, Tensor | None]:
