@@ -86,9 +86,9 @@ def _inspect(args: argparse.Namespace) -> int:
         return 0
     prior = load_prior(args.prior) if args.prior.endswith(".safetensors") else load_pretrained(args.prior)
     if args.images:
-        from .cli_solve import _read
+        from .cli_solve import read_array
 
-        imgs = [torch.from_numpy(_read(p))[None] for p in args.images]
+        imgs = [torch.from_numpy(read_array(p))[None] for p in args.images]
     else:
         imgs = validation_images(args.data)
     crops = torch.stack([im[:, : args.size, : args.size] for im in imgs if min(im.shape[-2:]) >= args.size])

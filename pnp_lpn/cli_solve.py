@@ -40,7 +40,7 @@ def add_solve_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def _read(path: str) -> np.ndarray:
+def read_array(path: str) -> np.ndarray:
     if path.endswith(".npy"):
         return np.load(path, allow_pickle=False).astype(np.float32)
     from skimage.io import imread
@@ -86,7 +86,7 @@ def run_solve(args: argparse.Namespace) -> int:
     from .metrics import psnr
     from .solvers import solve
 
-    data = _read(args.input)
+    data = read_array(args.input)
     op = _operator(args, data)
     x_true = None
     if args.simulate:
