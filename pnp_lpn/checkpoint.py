@@ -25,6 +25,8 @@ from .priors.lpn import LPN
 FORMAT = "pnp_lpn-prior"
 FORMAT_VERSION = 1
 ARCHITECTURES: dict[str, type[ProxPrior]] = {"LPN": LPN, "AELPN": AELPN}
+# Arguments added with a non-neutral default: the value that reproduces files written before.
+LEGACY_CONFIG: dict[str, dict] = {"LPN": {"quadratic_kernel": 0}}
 
 
 def save_prior(
@@ -71,10 +73,12 @@ def read_metadata(path: str | Path) -> dict:
 
 def stored_config(meta: dict) -> dict:
     """The constructor arguments in ``meta``, with defaults filled in for arguments added to the
-    architecture after the file was written (so older checkpoints still compare equal)."""
-    params = inspect.signature(ARCHITECTURES[meta["architecture"]]).parameters
+    architecture after the file was written (so older checkpoints still compare equal); an
+    argument in ``LEGACY_CONFIG`` gets the value that files written before it existed mean."""
+    arch = meta["architecture"]
+    params = inspect.signature(ARCHITECTURES[arch]).parameters
     defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
-    return {**defaults, **meta["config"]}
+    return {**defaults, **LEGACY_CONFIG.get(arch, {}), **meta["config"]}
 
 
 def load_tensors(path: str | Path, prefix: str) -> dict[str, Tensor]:
@@ -85,7 +89,7 @@ def load_tensors(path: str | Path, prefix: str) -> dict[str, Tensor]:
 def load_prior(path: str | Path, device: str | torch.device = "cpu") -> ProxPrior:
     """Rebuild the prior stored at ``path`` in eval mode; rejects mismatched files clearly."""
     meta = read_metadata(path)
-    prior = ARCHITECTURES[meta["architecture"]](**meta["config"])
+    prior = ARCHITECTURES[meta["architecture"]](**stored_config(meta))
     state = load_tensors(path, "model.")
     try:
         prior.load_state_dict(state, strict=True)

@@ -36,8 +36,9 @@ def test_potential_is_midpoint_convex(cls):
 
 @pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
 def test_unprojected_weights_can_break_convexity(cls):
-    """The convexity test above is not vacuous: negative hidden weights fail it."""
-    prior = make(cls)
+    """The convexity test above is not vacuous: negative hidden weights fail it (the LPN's
+    quadratic term is left out: it is convex for any weights and would mask the network)."""
+    prior = make(cls, **({"quadratic_kernel": 0} if cls is pl.LPN else {}))
     with torch.no_grad():
         for m in prior.net.hidden:
             m.weight.copy_(-20 * m.weight.abs())
@@ -235,13 +236,60 @@ def test_scale_only_aelpn_is_scale_but_not_shift_equivariant():
     assert (prior(x + 0.5) - (prior(x) + 0.5)).abs().max() > 1e-3
 
 
-def test_aelpn_abs_readout_keeps_guarantees_and_starts_at_identity():
-    fresh = pl.AELPN(1, channels=(8, 12), depth=2, abs_readout=True).double().eval()
+@pytest.mark.parametrize("extra", [dict(abs_readout=True), dict(quadratic_kernel=3),
+                                   dict(abs_readout=True, quadratic_kernel=5)])
+def test_aelpn_options_keep_guarantees_and_start_at_identity(extra):
+    torch.manual_seed(0)
+    fresh = pl.AELPN(1, channels=(8, 12), depth=2, **extra).double().eval()
     x = torch.rand(2, 1, 10, 10, dtype=torch.float64)
-    torch.testing.assert_close(fresh(x), x, rtol=0, atol=5e-3)  # untrained: f ~ identity (+ 2 alpha u)
-    prior = make(pl.AELPN, c=2, abs_readout=True)
+    torch.testing.assert_close(fresh(x), x, rtol=0, atol=5e-2)  # untrained: f ~ identity
+    assert (fresh(x) - x).abs().mean() < 1e-2
+    prior = make(pl.AELPN, c=2, **extra)
     g = torch.Generator().manual_seed(7)
     a = torch.randn(64, 2, 8, 8, generator=g, dtype=torch.float64)
     b = torch.randn(64, 2, 8, 8, generator=g, dtype=torch.float64)
     assert (prior.potential(0.5 * (a + b)) <= 0.5 * (prior.potential(a) + prior.potential(b)) + 1e-9).all()
     torch.testing.assert_close(prior(2.5 * a - 0.3), 2.5 * prior(a) - 0.3)
+
+
+def test_learned_quadratic_gradient_is_ktk():
+    """grad of 1/2||Kx||^2 equals K^T K x computed with conv / transposed conv."""
+    from torch.nn.functional import conv2d, conv_transpose2d
+
+    from pnp_lpn.priors.convex_net import LearnedQuadratic
+
+    q = LearnedQuadratic(2, 5).double()
+    with torch.no_grad():
+        q.conv.weight.normal_()
+    x = torch.randn(3, 2, 11, 9, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(q(x).sum(), x)
+    w = q.conv.weight
+    torch.testing.assert_close(grad, conv_transpose2d(conv2d(x, w, padding=2), w, padding=2))
+    with pytest.raises(ValueError, match="odd"):
+        LearnedQuadratic(1, 4)
+
+
+def test_untrained_lpn_starts_near_identity():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 24, 24)
+    from pnp_lpn.metrics import psnr
+
+    assert psnr(pl.LPN(1)(x), x).min() > 35  # quadratic term starts at K = identity
+    assert pl.LPN(1, quadratic_kernel=0)(x).abs().max() < 0.05  # without it: f ~ alpha x
+
+
+def test_checkpoint_written_before_the_quadratic_term_loads_without_it(tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    old = make(pl.LPN, dtype=torch.float32, quadratic_kernel=0)
+    path = pl.save_prior(old, tmp_path / "new.safetensors")
+    meta = json.loads(safe_open(str(path), "pt").metadata()["pnp_lpn"])
+    del meta["config"]["quadratic_kernel"]  # as written by versions without the argument
+    save_file(load_file(str(path)), str(tmp_path / "old.safetensors"), metadata={"pnp_lpn": json.dumps(meta)})
+    loaded = pl.load_prior(tmp_path / "old.safetensors")
+    assert loaded.quadratic is None
+    x = torch.rand(2, 1, 10, 10)
+    torch.testing.assert_close(loaded(x), old(x))

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .base import ProxPrior
-from .convex_net import ConvexMultiscaleNet, LeakyReLU, NonNegConv2d
+from .convex_net import ConvexMultiscaleNet, LearnedQuadratic, LeakyReLU, NonNegConv2d
 
 
 class AELPN(ProxPrior):
@@ -66,16 +66,20 @@ class AELPN(ProxPrior):
         kernel: int = 3,
         shift_equivariant: bool = True,
         abs_readout: bool = False,
+        quadratic_kernel: int = 0,
     ):
         super().__init__(in_channels, sigma_train)
         self.channels, self.depth, self.slope, self.alpha = tuple(channels), int(depth), float(slope), float(alpha)
         self.kernel, self.shift_equivariant = int(kernel), bool(shift_equivariant)
         self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, LeakyReLU(slope), bias=False, kernel=self.kernel)
+        self.quadratic_kernel = int(quadratic_kernel)
+        share = 0.5 if abs_readout and quadratic_kernel else 1.0  # of the identity at the start
+        self.quadratic = LearnedQuadratic(in_channels, self.quadratic_kernel, share) if quadratic_kernel else None
         self.abs_readout = None
-        if abs_readout:  # w |u| added to the full-resolution field, w >= 0, starting at f = identity
+        if abs_readout:  # w |u| added to the full-resolution field, w >= 0: grad relu(w|u|)^2 = 2 w^2 u
             self.abs_readout = NonNegConv2d(in_channels, 1, 1)
             with torch.no_grad():
-                self.abs_readout.weight.fill_(2**-0.5)
+                self.abs_readout.weight.fill_((share / 2) ** 0.5)
 
     def _potential(self, x: Tensor) -> Tensor:
         if self.shift_equivariant:
@@ -85,6 +89,8 @@ class AELPN(ProxPrior):
             psi = self.alpha * u.flatten(1).pow(2).sum(1) + 0.5 * flat.shape[1] * mean.pow(2)
         else:
             u, psi = x, self.alpha * x.flatten(1).pow(2).sum(1)
+        if self.quadratic is not None:
+            psi = psi + self.quadratic(u)
         fields = self.net(u)
         if self.abs_readout is not None:
             fields[0] = fields[0] + self.abs_readout(u.abs())
@@ -95,4 +101,5 @@ class AELPN(ProxPrior):
     def config(self) -> dict:
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
                     slope=self.slope, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel,
-                    shift_equivariant=self.shift_equivariant, abs_readout=self.abs_readout is not None)
+                    shift_equivariant=self.shift_equivariant, abs_readout=self.abs_readout is not None,
+                    quadratic_kernel=self.quadratic_kernel)

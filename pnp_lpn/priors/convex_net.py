@@ -49,6 +49,30 @@ class NonNegConv2d(nn.Conv2d):
         self.weight.clamp_(min=0.0)
 
 
+class LearnedQuadratic(nn.Module):
+    """q(x) = 1/2 ||K x||^2 per sample, (B, C, H, W) -> (B,): a convex quadratic for any K.
+
+    K is an unconstrained convolution C -> 4C (odd ``kernel``, zero padding), so grad q =
+    K^T K x is a learned symmetric positive semi-definite filter. Filter 4c of K starts as
+    sqrt(``gain``) times the identity on channel c (the others small), so grad q starts at
+    ``gain`` times the identity.
+    """
+
+    def __init__(self, channels: int, kernel: int, gain: float = 1.0):
+        super().__init__()
+        if kernel < 1 or kernel % 2 == 0:
+            raise ValueError(f"the quadratic term needs an odd kernel size >= 1, got {kernel}")
+        self.conv = nn.Conv2d(channels, 4 * channels, kernel, padding=kernel // 2, bias=False)
+        with torch.no_grad():
+            self.conv.weight.normal_(0.0, 1e-2)
+            for c in range(channels):
+                self.conv.weight[4 * c].zero_()
+                self.conv.weight[4 * c, c, kernel // 2, kernel // 2] = gain**0.5
+
+    def forward(self, x: Tensor) -> Tensor:
+        return 0.5 * self.conv(x).flatten(1).pow(2).sum(1)
+
+
 class Softplus(nn.Module):
     """softplus_beta(t) = log(1 + exp(beta t)) / beta: convex, increasing, smooth."""
 
