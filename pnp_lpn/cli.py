@@ -92,13 +92,30 @@ def _inspect(args: argparse.Namespace) -> int:
     else:
         imgs = validation_images(args.data)
     crops = torch.stack([im[:, : args.size, : args.size] for im in imgs if min(im.shape[-2:]) >= args.size])
+    crops = crops[: args.max_images]
     if len(crops) == 0:
         raise SystemExit(f"error: no image is at least {args.size} x {args.size}; pass a smaller --size")
+    if args.curves:
+        return _inspect_curves(prior, crops, args)
     rows = inspect_prior(prior, crops, noise=args.noise, blur=args.blur)
     print(f"R(variant) - R(clean) for {args.prior} (noise {args.noise:g}, blur sigma {args.blur:g}):")
     print(f"{'image':>5} {'variant':>14} {'R - R(clean)':>14} {'inversion residual':>19}")
     for r in rows:
         print(f"{r['image']:>5} {r['variant']:>14} {r['R_minus_clean']:>14.4g} {r['residual']:>19.1e}")
+    return 0
+
+
+def _inspect_curves(prior, crops, args: argparse.Namespace) -> int:
+    from .inspect import perturbation_curves, plot_curves
+
+    curves = perturbation_curves(prior, crops)
+    print(f"mean R(degraded) - R(clean) over {len(crops)} images for {args.prior}:")
+    for kind, c in curves.items():
+        means = c["R_minus_clean"].mean(1)
+        print(f"{kind:>6}: " + "  ".join(f"{t:g}: {float(m):.4g}" for t, m in zip(c["level"], means))
+              + f"  (max inversion residual {float(c['residual'].max()):.1e})")
+    plot_curves(curves, args.curves, title=f"{args.prior} on {len(crops)} held-out images")
+    print(f"wrote {args.curves}")
     return 0
 
 
@@ -148,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="*", help=".npy/.png images (default: the held-out validation images)")
     p.add_argument("--prior", default="lpn-natural-gray", help="shipped prior name or .safetensors file")
     p.add_argument("--list", action="store_true", help="list the shipped priors and exit")
-    p.add_argument("--data", default="natural-gray", help="validation set when no images are given (natural-gray, ct)")
+    p.add_argument("--data", default="natural-gray", help="validation set when no images are given (natural-gray, ct, mnist)")
     p.add_argument("--size", type=int, default=96, help="crop size")
     p.add_argument("--noise", type=float, default=0.1)
     p.add_argument("--blur", type=float, default=1.5, help="Gaussian blur sigma (pixels)")
+    p.add_argument("--max-images", dest="max_images", type=int, default=16, help="use at most this many images")
+    p.add_argument("--curves", metavar="PNG", help="instead of the table, sweep noise / blur / mixing with another "
+                   "image over several levels and save the curves of R - R(clean) (LPN paper, Fig. 3)")
     p.set_defaults(func=_inspect)
     return parser
 

@@ -32,6 +32,7 @@ def test_tiny_run_outputs(tiny_run):
     assert all(r["n_iter"] == "2" and float(r["psnr"]) > 15 and 0 < float(r["ssim"]) <= 1 for r in rows)
     md = (out / "results.md").read_text()
     assert "| lpn-admm |" in md and "lam (chosen)" in md and "deblur-b1-n0.02" in md
+    assert md.count(" (edge) |") == 2  # a two-value grid: every choice is at its edge, and flagged
     runs = json.loads((out / "runs.json").read_text())
     assert len(runs[0]["psnr_per_iter"]) == 2 and len(runs[0]["objective_per_iter"]) == 2
     assert runs[1]["objective_per_iter"] == [] and runs[1]["objective"] is None

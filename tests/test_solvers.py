@@ -1,5 +1,7 @@
 """Solvers: known minimisers, monotone PGD objective, residuals, generic denoisers, bad input."""
 
+import math
+
 import deepinv as dinv
 from deepinv.physics.functional.blur import gaussian_blur
 import numpy as np
@@ -111,6 +113,28 @@ def test_diverging_pgd_stops_and_returns_best_iterate():
     assert res.n_iter < 200
     best = min(res.history["objective"])
     assert res.best_iter == res.history["objective"].index(best) + 1
+
+
+class _UnknownRThenBlowUp(QuadraticPrior):
+    """R unknown (NaN, as at box-clipped iterates) and a non-finite output at call ``at``."""
+
+    def __init__(self, at):
+        super().__init__(0.1)
+        self.calls, self.at = 0, at
+
+    def prox_with_regularizer(self, v):
+        self.calls += 1
+        z, r = super().prox_with_regularizer(v)
+        return (z * math.inf if self.calls == self.at else z), r * math.nan
+
+
+def test_divergence_with_unknown_objective_returns_last_finite_iterate():
+    physics = dinv.physics.LinearPhysics(A=lambda x: 2 * x, A_adjoint=lambda y: 2 * y)
+    y = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    with pytest.warns(UserWarning):
+        res = pl.solve(y, physics, _UnknownRThenBlowUp(at=4), method="admm", lam=1.0, max_iter=10, x0=y.clone())
+    assert res.stop_reason.startswith("diverged") and res.best_iter == 3
+    assert not torch.equal(res.x, y) and torch.isfinite(res.x).all()
 
 
 @pytest.mark.parametrize("kwargs,match", [

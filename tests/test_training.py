@@ -94,6 +94,25 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
         torch.testing.assert_close(resumed.state_dict()[k], v, rtol=0, atol=0)
 
 
+def test_run_can_be_lengthened_when_the_steps_done_keep_their_schedule(tmp_path):
+    torch.manual_seed(1)
+    init = pl.LPN(1, **TINY).state_dict()
+    reference = pl.LPN(1, **TINY)
+    reference.load_state_dict(init)
+    train(reference, _sampler(), _cfg(steps=4, l1_fraction=1.0), out_dir=tmp_path / "a", progress=False)
+    prior = pl.LPN(1, **TINY)
+    prior.load_state_dict(init)
+    train(prior, _sampler(), _cfg(steps=2, l1_fraction=1.0), out_dir=tmp_path / "b", progress=False)
+    hist = train(prior, _sampler(), _cfg(steps=4, l1_fraction=1.0), out_dir=tmp_path / "b", progress=False)
+    assert len(hist.loss) == 4
+    for k, v in reference.state_dict().items():
+        torch.testing.assert_close(prior.state_dict()[k], v, rtol=0, atol=0)
+    # 2 warm-up + 2 proximal-matching steps cannot become the first 4 warm-up steps of 8
+    train(pl.LPN(1, **TINY), _sampler(), _cfg(steps=4), out_dir=tmp_path / "c", progress=False)
+    with pytest.raises(ValueError, match="schedule of steps already taken"):
+        train(pl.LPN(1, **TINY), _sampler(), _cfg(steps=8), out_dir=tmp_path / "c", progress=False)
+
+
 def test_resume_refuses_other_settings(tmp_path):
     train(pl.LPN(1, **TINY), _sampler(), _cfg(), out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="different settings"):

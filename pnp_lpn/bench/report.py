@@ -72,10 +72,21 @@ def markdown_tables(records: list[Record]) -> str:
                   "| method | denoiser | lam (chosen) | sigma_d | val PSNR | PSNR | SSIM | iters | time (s) "
                   "| final objective | stop |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r.method} | {r.denoiser} | {_fmt(r.lam, 4)} | {_fmt(r.sigma_d, 3)} | {_fmt(r.val_psnr)} "
+        lines += [f"| {r.method} | {r.denoiser} | {_lam_cell(r)} | {_fmt(r.sigma_d, 3)} | {_fmt(r.val_psnr)} "
                   f"| {r.psnr:.2f} | {r.ssim:.3f} | {r.n_iter} | {_fmt(r.time_s)} | {_fmt(r.objective, 4)} "
                   f"| {r.stop_reason.split(';')[0]} |" for r in records if r.task == task]
+    if any(_at_grid_edge(r) for r in records):
+        lines += ["", "(edge): the chosen lam is the smallest or largest of the grid; a wider grid may score higher."]
     return "\n".join(lines) + "\n"
+
+
+def _at_grid_edge(r: Record) -> bool:
+    lams = [lam for lam, _ in r.grid]
+    return len(lams) > 1 and r.lam in (min(lams), max(lams))
+
+
+def _lam_cell(r: Record) -> str:
+    return _fmt(r.lam, 4) + (" (edge)" if _at_grid_edge(r) else "")
 
 
 def write_markdown(result: BenchResult, path: Path, command: str = "") -> Path:

@@ -99,6 +99,7 @@ class AELPN(ProxPrior):
         return psi
 
     def config(self) -> dict:
+        """Constructor arguments (stored in checkpoints)."""
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
                     slope=self.slope, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel,
                     shift_equivariant=self.shift_equivariant, abs_readout=self.abs_readout is not None,

@@ -62,6 +62,7 @@ class LPN(ProxPrior):
         return psi
 
     def config(self) -> dict:
+        """Constructor arguments (stored in checkpoints)."""
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
                     beta=self.beta, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel,
                     quadratic_kernel=self.quadratic_kernel)

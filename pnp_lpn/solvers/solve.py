@@ -234,7 +234,9 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
             row.update(regularizer=out.reg, objective=obj)
         for key in keys:
             rows[key].append(row[key].detach().cpu())
-        better = (obj.cpu() < best_obj) if has_reg else torch.ones_like(best_obj, dtype=torch.bool)
+        # not(obj >= best): an unknown (NaN) objective on either side keeps the latest iterate,
+        # as for denoisers without a regulariser
+        better = ~(obj.cpu() >= best_obj) if has_reg else torch.ones_like(best_obj, dtype=torch.bool)
         best_obj = torch.where(better, obj.cpu(), best_obj)
         best_x[better.to(z.device)] = z[better.to(z.device)]
         best_iter = k if better.any() else best_iter

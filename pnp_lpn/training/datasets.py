@@ -96,6 +96,7 @@ class PatchSampler:
 
     @property
     def channels(self) -> int:
+        """Number of image channels C of the samples."""
         return self.images[0].shape[0]
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:

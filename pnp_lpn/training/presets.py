@@ -36,7 +36,7 @@ PRESETS: dict[str, Preset] = {
     "natural-gray": Preset(
         "LPN for grey natural images at sigma 0.1 (scikit-image/scikit-learn photos)",
         LPN, dict(in_channels=1), "natural-gray", 40,
-        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=16000, batch_size=32, val_every=500, ckpt_every=250),
+        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=10000, batch_size=32, val_every=500, ckpt_every=250),
     ),
     "natural-gray-ae": Preset(
         "AE-LPN for grey natural images at sigma 0.1 (scikit-image/scikit-learn photos)",

@@ -65,6 +65,7 @@ class TrainConfig:
 
     @property
     def l1_steps(self) -> int:
+        """Number of warm-up steps: round(l1_fraction * steps)."""
         return int(round(self.l1_fraction * self.steps))
 
     def phase(self, step: int, sample_shape: tuple[int, ...]) -> tuple[str, float, float | None]:
@@ -247,12 +248,18 @@ def _check_architecture(path: Path, prior: ProxPrior) -> dict:
 def _resume(ckpt: Path, prior: ProxPrior, opt: torch.optim.Adam, cfg: TrainConfig) -> tuple[int, TrainHistory]:
     meta = _check_architecture(ckpt, prior)
     saved = {**asdict(TrainConfig()), **meta["training"]["config"]}  # fields added later keep defaults
-    if json.loads(json.dumps(saved)) != json.loads(json.dumps(asdict(cfg))):
+    start = meta["training"]["step"]
+    if json.loads(json.dumps({**saved, "steps": cfg.steps})) != json.loads(json.dumps(asdict(cfg))):
         raise ValueError(f"{ckpt} was trained with different settings {saved}; resume with the same ones")
+    if saved["steps"] != cfg.steps:  # lengthening / shortening: only if the steps done stay valid
+        old = TrainConfig(**{**saved, "sigma_range": cfg.sigma_range, "gamma_multipliers": cfg.gamma_multipliers})
+        shape = (prior.in_channels, 1, 1)
+        if start > cfg.steps or any(old.phase(s, shape) != cfg.phase(s, shape) for s in range(start)):
+            raise ValueError(f"{ckpt} has done {start} of {saved['steps']} steps; changing the total to "
+                             f"{cfg.steps} would change the schedule of steps already taken")
     prior.load_state_dict(load_tensors(ckpt, "model."))
     _restore_optimizer(opt, load_tensors(ckpt, "optim."))
     h = meta["training"]["history"]
     hist = TrainHistory(**h)
-    start = meta["training"]["step"]
     hist.loss = hist.loss[:start]
     return start, hist
