@@ -23,7 +23,7 @@ import pnp_lpn as pl
 from pnp_lpn.training import TrainConfig, make_sampler, train
 
 RESULTS = Path(__file__).parent / "results"
-ARCH = dict(in_channels=1, channels=(128,), depth=3, beta=10.0, alpha=1e-3, kernel=1)
+ARCH = dict(in_channels=1, channels=(128,), depth=3, beta=10.0, alpha=1e-3, kernel=1, quadratic_kernel=0)
 
 
 def samples(n: int, seed: int = 0) -> torch.Tensor:

@@ -49,7 +49,7 @@ def main() -> None:
     cfg = TrainConfig(sigma=1.0, steps=args.steps, batch_size=2048, gamma_factor=0.1,
                       gamma_multipliers=(5.0, 3.0, 2.0, 1.0))
     torch.manual_seed(0)
-    models = {"LPN": pl.LPN(**ARCH, beta=10.0, sigma_train=1.0),
+    models = {"LPN": pl.LPN(**ARCH, beta=10.0, quadratic_kernel=0, sigma_train=1.0),
               "AE-LPN (scale-only)": pl.AELPN(**ARCH, shift_equivariant=False, abs_readout=True, sigma_train=1.0)}
     y = torch.linspace(-4, 4, 801).view(-1, 1, 1, 1)
     out, curves = {}, {}

@@ -1,10 +1,10 @@
 """Named training recipes: the exact settings behind every shipped checkpoint.
 
-Every preset draws a per-sample noise level uniformly in [0, 2 sigma] (``sigma_range``):
-a probe (16-32-32 LPN, 800 L1 steps, sigma 0.1) gave the same validation PSNR as fixed-sigma
-training (28.05 vs 28.17 dB) but applying the prox 20 times to a clean image kept 22.5 dB
-instead of collapsing to 3.1 dB: seeing nearly clean inputs makes clean images near-fixed
-points, so long PnP runs stop drifting off the image manifold.
+Every preset draws a per-sample noise level uniformly in [0, 2 sigma] (``sigma_range``), so
+the prior also sees nearly clean inputs (a short probe kept clean images much closer to
+fixed points of f this way; longer runs kept less of that, see docs/training.md). The LPN
+presets use the LPN default ``quadratic_kernel=5`` (learned quadratic term), which is what
+made long PnP runs stable.
 
 ``pnp-lpn train --preset NAME [--steps N ...]`` runs one; the preset name, overrides and
 data description are stored in the checkpoint's metadata.
@@ -41,7 +41,7 @@ PRESETS: dict[str, Preset] = {
     "natural-gray-ae": Preset(
         "AE-LPN for grey natural images at sigma 0.1 (scikit-image/scikit-learn photos)",
         AELPN, dict(in_channels=1, abs_readout=True), "natural-gray", 40,
-        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=10000, batch_size=32, val_every=500, ckpt_every=250),
+        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=7000, batch_size=32, val_every=500, ckpt_every=250),
     ),
     "ct": Preset(
         "LPN for CT images at sigma 0.1 (random textured ellipse phantoms, 128^2)",
