@@ -104,6 +104,25 @@ def test_default_lam_from_noise_levels():
         pl.solve(y, blur_physics(dtype=torch.float32), prior, max_iter=2)
 
 
+def test_generic_denoiser_lam_from_its_noise_level():
+    """Without sigma_train the rule runs backwards: lam = noise^2 / denoiser_sigma^2, and the
+    denoiser is then called at exactly denoiser_sigma."""
+    physics = blur_physics(noise=0.02, dtype=torch.float32)
+    y = physics(torch.rand(1, 1, 16, 16))
+    seen = []
+
+    class Recorder(dinv.models.Denoiser):
+        def forward(self, x, sigma=None):
+            seen.append(float(sigma))
+            return x
+
+    res = pl.solve(y, physics, Recorder(), denoiser_sigma=0.05, max_iter=2)
+    assert res.lam == pytest.approx(0.02**2 / 0.05**2)
+    assert seen and all(s == pytest.approx(0.05) for s in seen)
+    with pytest.raises(ValueError, match="denoiser_sigma"):
+        pl.solve(y, physics, Recorder(), max_iter=2)
+
+
 def test_diverging_pgd_stops_and_returns_best_iterate():
     physics = dinv.physics.LinearPhysics(A=lambda x: 3 * x, A_adjoint=lambda y: 3 * y)
     y = torch.rand(1, 1, 8, 8, dtype=torch.float64)

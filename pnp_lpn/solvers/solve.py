@@ -9,7 +9,9 @@ step (see :mod:`.iterations`). When ``lam`` is not given it follows from MAP rea
 prox trained to denoise noise of level s_t is prox of R ~ s_t^2 (-log p), and the MAP
 problem for measurement noise s_n is 1/2 ||A x - y||^2 + s_n^2 (-log p), so
 lam = s_n^2 / s_t^2. Any other deepinv denoiser (or callable v -> z) is called at the
-matching noise level s_d = s_n / sqrt(lam); such priors have no R, so no objective.
+matching noise level s_d = s_n / sqrt(lam); such priors have no R, so no objective. For them
+the same rule runs the other way: given ``denoiser_sigma`` = s_d and no lam,
+lam = s_n^2 / s_d^2.
 """
 
 from __future__ import annotations
@@ -101,14 +103,17 @@ def _initial_point(physics, y: Tensor) -> Tensor:
     return start(y) if start is not None else physics.A_adjoint(y)
 
 
-def _default_lam(prior, physics, method: str, x0: Tensor, notes: list[str]) -> float:
+def _default_lam(prior, physics, method: str, x0: Tensor, denoiser_sigma: float | None, notes: list[str]) -> float:
     s_n = operator_noise_sigma(physics)
-    s_t = getattr(prior, "sigma_train", None)
+    s_t, name = getattr(prior, "sigma_train", None), "sigma_train"
+    if s_t is None and denoiser_sigma is not None:
+        s_t, name = check_positive(denoiser_sigma, "denoiser_sigma"), "denoiser_sigma"
     if s_n is None or s_t is None:
-        what = "the operator has no noise_sigma" if s_n is None else "the prior has no training noise level"
-        raise ValueError(f"cannot derive lam ({what}); pass lam=..., e.g. lam=noise_sigma**2 / prior_sigma**2")
+        what = ("the operator has no noise_sigma" if s_n is None
+                else "the prior has no training noise level; pass denoiser_sigma=... for a generic denoiser")
+        raise ValueError(f"cannot derive lam ({what}); or pass lam=..., e.g. lam=noise_sigma**2 / prior_sigma**2")
     lam = s_n**2 / s_t**2
-    notes.append(f"lam = noise_sigma^2 / sigma_train^2 = {s_n:g}^2 / {s_t:g}^2 = {lam:.4g} (MAP)")
+    notes.append(f"lam = noise_sigma^2 / {name}^2 = {s_n:g}^2 / {s_t:g}^2 = {lam:.4g} (MAP)")
     if method == "pgd":
         norm_sq = operator_norm_sq(physics, x0)
         if lam < norm_sq * (1 - 1e-3):
@@ -170,7 +175,8 @@ def solve(
     :param operator: a deepinv LinearPhysics (e.g. from :mod:`pnp_lpn.operators`).
     :param prior: an LPN/AE-LPN (objective monitored), any deepinv denoiser, or a callable.
     :param method: "admm" (penalty lam) or "pgd" (step 1/lam).
-    :param lam: weight of R in F; default from the noise levels (module docstring).
+    :param lam: weight of R in F; default from the noise levels (module docstring): for a
+        generic denoiser pass ``denoiser_sigma`` instead.
     :param max_iter: iteration limit.
     :param tol: stop when the relative change ||z_k - z_{k-1}|| / ||z_{k-1}|| and (ADMM) the
         relative primal residual ||x_k - z_k|| / ||z_k|| are <= tol for every image.
@@ -190,7 +196,7 @@ def solve(
     if x0 is None:
         x0 = _initial_point(operator, y)
     if lam is None:
-        lam = _default_lam(prior, operator, method, x0, notes)
+        lam = _default_lam(prior, operator, method, x0, denoiser_sigma, notes)
     elif method == "pgd" and isinstance(prior, ProxPrior):
         norm_sq = operator_norm_sq(operator, x_adj)
         if lam < norm_sq * (1 - 1e-3):  # the power-iteration estimate is not exact
