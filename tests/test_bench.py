@@ -47,6 +47,7 @@ def test_lam_is_the_best_validation_value(tiny_run):
         rows = [g for g in grid if g["method"] == rec.method]
         centre = default_lam(Method(*rec.method.split("-")), TASKS[rec.task], result.splits[rec.task]["val"])
         assert [float(g["lam"]) for g in rows] == pytest.approx([0.5 * centre, 2 * centre])
+        assert all(float(g["lam"]) == float(f"{float(g['lam']):.6g}") for g in rows)  # no 99.99999999999999
         best = max(rows, key=lambda g: float(g["val_psnr"]))
         assert [g["chosen"] for g in rows].count("True") == 1 and best["chosen"] == "True"
         assert rec.lam == pytest.approx(float(best["lam"])) and rec.val_psnr == pytest.approx(float(best["val_psnr"]))

@@ -74,10 +74,11 @@ def _mean_psnr(x_hat: Tensor, x: Tensor) -> float:
 
 def choose_lam(method: Method, task: Task, val: Split, config: BenchConfig, max_iter: int,
                box: tuple[float, float] | None) -> list[tuple[float, float]]:
-    """(lam, mean validation PSNR) for each grid value."""
+    """(lam, mean validation PSNR) for each grid value; lam = default * factor rounded to 6
+    significant digits (the value used is the value recorded: 100, not 99.99999999999999)."""
     centre = default_lam(method, task, val)
-    return [(centre * f, _mean_psnr(reconstruct(method, task, val, centre * f, max_iter, box).x, val.x))
-            for f in config.grid]
+    lams = [float(f"{centre * f:.6g}") for f in config.grid]
+    return [(lam, _mean_psnr(reconstruct(method, task, val, lam, max_iter, box).x, val.x)) for lam in lams]
 
 
 def best_of(grid: list[tuple[float, float]]) -> tuple[float, float]:
