@@ -89,14 +89,14 @@ def bench_prox(size: int, repeats: int) -> dict:
 def bench_solve(device: str, projector: str | None = None) -> dict:
     import time
 
-    from pnp_lpn.demo import phantom
+    from pnp_lpn.data import shepp_logan
     from pnp_lpn.metrics import psnr
     from pnp_lpn.operators import ParallelBeamCT
     from pnp_lpn.priors import load_pretrained
     from pnp_lpn.solvers import solve
 
     torch.manual_seed(0)
-    x = phantom(256)
+    x = shepp_logan(256)
     op_cpu = ParallelBeamCT((1, 256, 256), n_angles=60, noise_sigma=1.0)
     y = op_cpu(x)
     op = ParallelBeamCT((1, 256, 256), n_angles=60, noise_sigma=1.0, device=device, projector=projector)

@@ -45,10 +45,9 @@ def deblur(priors: list[str]) -> None:
 
 
 def ct(priors: list[str], size: int, views: int, iters: int) -> None:
-    from pnp_lpn.demo import phantom
-    from pnp_lpn.training.phantoms import ct_phantoms
+    from pnp_lpn.data import CT_SEEDS, ct_phantoms, shepp_logan
 
-    x = torch.cat([phantom(size), ct_phantoms(1, size, seed=50000)[0][None]])
+    x = torch.cat([shepp_logan(size), ct_phantoms(1, size, seed=CT_SEEDS["pnp-runs-benchmark"])[0][None]])
     op = pl.operators.ParallelBeamCT(img_size=(1, size, size), n_angles=views, noise_sigma=1.0)
     torch.manual_seed(0)
     y = op(x)

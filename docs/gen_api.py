@@ -4,7 +4,7 @@
     python docs/gen_api.py --check   # exit 1 if docs/api.md is not what this script writes
 
 Public objects: the names in ``__all__`` of ``pnp_lpn``, ``pnp_lpn.operators``,
-``pnp_lpn.training`` and ``pnp_lpn.baselines``, plus the checkpoint functions listed in
+``pnp_lpn.training``, ``pnp_lpn.data`` and ``pnp_lpn.baselines``, plus the checkpoint functions listed in
 ``CHECKPOINT_NAMES``. Each is filed in a section by the module that defines it. Modules
 (``pnp_lpn.operators``, ...) are not entries: their docstrings open their sections.
 Classes list the public methods and properties defined in a ``pnp_lpn`` module (those
@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:  # document the working tree, not some other insta
 
 PACKAGE = "pnp_lpn"
 #: namespaces whose ``__all__`` is documented (in this order, for the public name of an object)
-NAMESPACES = ["pnp_lpn", "pnp_lpn.operators", "pnp_lpn.solvers", "pnp_lpn.training", "pnp_lpn.baselines"]
+NAMESPACES = ["pnp_lpn", "pnp_lpn.operators", "pnp_lpn.solvers", "pnp_lpn.training", "pnp_lpn.data", "pnp_lpn.baselines"]
 CHECKPOINT_NAMES = ["save_prior", "load_prior", "read_metadata", "export_prior"]
 #: (section title, package or module whose objects it holds, module whose docstring opens it)
 SECTIONS = [
@@ -40,6 +40,7 @@ SECTIONS = [
     ("Solvers", "pnp_lpn.solvers"),
     ("Training", "pnp_lpn.training"),
     ("Checkpoints", "pnp_lpn.checkpoint"),
+    ("Test images", "pnp_lpn.data"),
     ("Baselines", "pnp_lpn.baselines"),
 ]
 MAX_LINE = 88  # longer signatures are written one parameter per line

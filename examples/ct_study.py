@@ -43,12 +43,11 @@ import torch
 
 import pnp_lpn as pl
 from pnp_lpn.baselines import make_denoiser
-from pnp_lpn.demo import phantom
+from pnp_lpn.data import CT_SEEDS, ct_phantoms, shepp_logan
 from pnp_lpn.metrics import psnr, ssim
-from pnp_lpn.training.phantoms import ct_phantoms
 
-#: seeds of the random phantoms already used elsewhere (training, training validation, bench)
-USED_SEEDS = (0, 10_000, 20_000, 30_000)
+#: seeds of the random phantoms already used elsewhere (training, training validation, bench, ...)
+USED_SEEDS = tuple(seed for use, seed in CT_SEEDS.items() if use != "ct-study-example")
 #: noise level the generic denoisers (TV) are centred on, as in ``pnp-lpn bench``
 GENERIC_SIGMA = 0.1
 COLUMNS = ("phantom", "views", "method", "lam", "psnr", "ssim", "n_iter", "time_s", "objective", "objective_x",
@@ -59,7 +58,7 @@ def study_images(size: int, n_random: int, seed: int) -> dict[str, torch.Tensor]
     """name -> (1, 1, size, size) image: Shepp-Logan, then ``n_random`` held-out phantoms."""
     if seed in USED_SEEDS:
         raise ValueError(f"seed {seed} draws phantoms used for training/validation/benchmarking; pick another")
-    images = {"shepp-logan": phantom(size)}
+    images = {"shepp-logan": shepp_logan(size)}
     for i, p in enumerate(ct_phantoms(n_random, size, seed=seed)):
         images[f"phantom-{seed}-{i}"] = p[None]
     return images
@@ -241,7 +240,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--views", type=_ints, default=[30, 60, 120], help="comma-separated view counts (default 30,60,120)")
     p.add_argument("--size", type=int, default=128, help="image size N (N x N; the prior was trained at 128)")
     p.add_argument("--n-random", type=int, default=1, help="random held-out phantoms besides Shepp-Logan")
-    p.add_argument("--seed-phantoms", type=int, default=40_000, help="seed of the random phantoms")
+    p.add_argument("--seed-phantoms", type=int, default=CT_SEEDS["ct-study-example"], help="seed of the random phantoms")
     p.add_argument("--noise", type=float, default=1.0, help="Gaussian noise std on the sinogram (demo: 1)")
     p.add_argument("--prior", default="lpn-ct", help="shipped prior (pnp_lpn.list_pretrained())")
     p.add_argument("--lam", type=float, default=None, help="weight of R (default: MAP, noise^2 / sigma_train^2)")

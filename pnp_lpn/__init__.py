@@ -4,7 +4,7 @@ Priors (``LPN``, ``AELPN``) are exact proximal operators of learned regularisers
 PnP solvers (``solve``) minimise an objective they can evaluate at every iteration.
 """
 
-from . import operators, training
+from . import data, operators, training
 from ._version import __version__
 from .checkpoint import load_prior, save_prior
 from .priors import AELPN, LPN, ProxPrior, list_pretrained, load_pretrained
@@ -12,5 +12,5 @@ from .solvers import SolveResult, solve
 
 __all__ = [
     "AELPN", "LPN", "ProxPrior", "__version__", "list_pretrained", "load_pretrained",
-    "load_prior", "operators", "save_prior", "SolveResult", "solve", "training",
+    "data", "load_prior", "operators", "save_prior", "SolveResult", "solve", "training",
 ]

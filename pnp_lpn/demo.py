@@ -14,26 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import shepp_logan
 from .metrics import psnr
 from .operators import ParallelBeamCT
 from .priors import load_pretrained
 from .solvers import solve
 
 
-def phantom(size: int) -> torch.Tensor:
-    """Shepp-Logan phantom (skimage) resized to size x size, as (1, 1, size, size) in [0, 1]."""
-    from skimage.data import shepp_logan_phantom
-    from skimage.transform import resize
-
-    img = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
-    return torch.from_numpy(np.clip(img, 0, 1).astype(np.float32))[None, None]
-
-
 def run_demo(size: int = 256, views: int = 60, noise: float = 1.0, prior: str = "lpn-ct",
              max_iter: int = 30, out: str | Path = "demo_out", seed: int = 0, progress: bool = True) -> dict:
     """Run the demo; returns PSNRs, the objective trace and the figure path."""
     torch.manual_seed(seed)
-    x = phantom(size)
+    x = shepp_logan(size)
     op = ParallelBeamCT(img_size=(1, size, size), n_angles=views, noise_sigma=noise)
     y = op(x)
     x_fbp = op.fbp(y).clamp(0, 1)

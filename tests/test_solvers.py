@@ -209,13 +209,13 @@ def test_gpu_ct_solve_reaches_cpu_quality(projector, max_db):
     with the default projector (the same matrix) and to 0.3 dB with ASTRA's GPU kernels (they
     discretise the line integrals differently)."""
     import astra
-    from pnp_lpn.demo import phantom
+    from pnp_lpn.data import shepp_logan
     from pnp_lpn.metrics import psnr
     from pnp_lpn.operators import ParallelBeamCT
 
     if projector == "cuda" and not astra.use_cuda():
         pytest.skip("astra-toolbox without CUDA")
-    x = phantom(128)
+    x = shepp_logan(128)
     op = ParallelBeamCT((1, 128, 128), n_angles=60, noise_sigma=0.5)
     y = op(x)
     prior = pl.load_pretrained("lpn-ct")

@@ -26,9 +26,9 @@ from torch import Tensor
 
 from ..operators import CompressedSensing, GaussianBlur, ParallelBeamCT
 from ..training.datasets import NATURAL_COLOR, NATURAL_GRAY, SKLEARN_COLOR, VALIDATION
-from ..training.phantoms import ct_phantoms
+from ..data import CT_SEEDS, ct_phantoms, natural_image, shepp_logan
 
-CT_VAL_SEED, CT_TEST_SEED = 20_000, 30_000
+CT_VAL_SEED, CT_TEST_SEED = CT_SEEDS["bench-validation"], CT_SEEDS["bench-test"]
 
 
 @dataclass(frozen=True)
@@ -81,16 +81,6 @@ def _tasks() -> dict[str, Task]:
 TASKS: dict[str, Task] = _tasks()
 
 
-def load_natural(name: str) -> Tensor:
-    """A scikit-image image as luma (1, H, W) in [0, 1] (ITU-R 601, as the training data)."""
-    import skimage.data
-
-    a = np.asarray(getattr(skimage.data, name)(), dtype=np.float32) / 255.0
-    if a.ndim == 3:
-        a = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
-    return torch.from_numpy(np.ascontiguousarray(a))[None]
-
-
 def crop_positions(extent: int, size: int, n: int) -> list[int]:
     """n start offsets of crops of ``size`` spread over [0, extent - size] (the centre if n=1)."""
     fractions = [0.5] if n == 1 else np.linspace(0.2, 0.8, n)
@@ -107,7 +97,7 @@ def natural_crops(names: tuple[str, ...], size: int, n: int) -> Tensor:
     per_image = -(-n // len(names))
     crops = []
     for name in names:
-        img = load_natural(name)
+        img = natural_image(name)
         if min(img.shape[-2:]) < size:
             raise ValueError(f"crop size {size} exceeds image {name!r} of shape {tuple(img.shape[-2:])}")
         rows, cols = crop_positions(img.shape[-2], size, per_image), crop_positions(img.shape[-1], size, per_image)
@@ -120,9 +110,7 @@ def ct_images(split: str, size: int, n: int) -> Tensor:
     """(n, 1, size, size) CT images: validation phantoms, or Shepp-Logan then test phantoms."""
     if split == "val":
         return torch.stack(ct_phantoms(n, size, seed=CT_VAL_SEED))
-    from ..demo import phantom
-
-    return torch.cat([phantom(size), *[p[None] for p in ct_phantoms(n - 1, size, seed=CT_TEST_SEED)]])[:n]
+    return torch.cat([shepp_logan(size), *[p[None] for p in ct_phantoms(n - 1, size, seed=CT_TEST_SEED)]])[:n]
 
 
 @dataclass

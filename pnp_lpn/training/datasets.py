@@ -11,13 +11,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .phantoms import ct_phantoms
+from ..data import CT_SEEDS, HELD_OUT_NATURAL, ct_phantoms
 
 NATURAL_GRAY = ["camera", "moon", "brick", "grass", "gravel", "text", "page", "clock", "cell"]
 NATURAL_COLOR = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"]
 SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
 #: held out from training and used for validation PSNR only
-VALIDATION = ["coins", "chelsea"]
+VALIDATION = list(HELD_OUT_NATURAL)
 #: number of random phantoms (seed 0) behind the "ct" datasets
 CT_TRAIN = 512
 #: phantom size of each CT dataset ("ct-256": the same kind of phantom drawn at 256^2, so
@@ -161,7 +161,7 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
     if data == "natural-color":
         return PatchSampler(natural_images("train", gray=False), patch_size)
     if data in ("ct", "ct-256"):
-        return PatchSampler(ct_phantoms(CT_TRAIN, CT_SIZES[data], seed=0), patch_size)
+        return PatchSampler(ct_phantoms(CT_TRAIN, CT_SIZES[data], seed=CT_SEEDS["train"]), patch_size)
     if data == "mnist":
         return TensorPatchSampler(mnist_images("train"), min(patch_size, 28), augment=False)
     raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")
@@ -172,7 +172,7 @@ def validation_images(data: str) -> list[Tensor]:
     if data.startswith("natural"):
         return natural_images("val", gray=data == "natural-gray")
     if data in ("ct", "ct-256"):
-        return ct_phantoms(8, CT_SIZES[data], seed=10_000)
+        return ct_phantoms(8, CT_SIZES[data], seed=CT_SEEDS["train-validation"])
     if data == "mnist":
         return list(mnist_images("val")[:64])
     raise ValueError(f"unknown dataset {data!r}; named datasets: {', '.join(DATASETS)}")

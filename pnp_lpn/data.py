@@ -1,0 +1,70 @@
+"""Test images that install with the dependencies (offline), and which of them are held out.
+
+- :func:`shepp_logan`: the Shepp-Logan phantom (scikit-image); never trained on.
+- :func:`ct_phantoms`: random CT phantoms, reproducible from a seed. Each (values in [0, 1])
+  is a smooth background field (Gaussian-filtered white noise) inside a large body ellipse,
+  plus 4-14 inner ellipses with random centre, axes, rotation and signed intensity, times a
+  random global contrast in [0.6, 1]. ``CT_SEEDS`` lists the seeds already in use.
+- :func:`natural_image`: a scikit-image photo as luma; ``HELD_OUT_NATURAL`` are the photos
+  no shipped prior was trained on (evaluate natural-image priors on these, or on your own).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+from torch import Tensor
+
+__all__ = ["ct_phantoms", "natural_image", "random_phantom", "shepp_logan"]
+
+#: natural images that no shipped prior was trained on (the training validation images)
+HELD_OUT_NATURAL = ("coins", "chelsea")
+#: seeds of ct_phantoms() used by this package; a new study should draw from another seed
+CT_SEEDS = {"train": 0, "train-validation": 10_000, "bench-validation": 20_000, "bench-test": 30_000,
+            "ct-study-example": 40_000, "pnp-runs-benchmark": 50_000}
+
+
+def shepp_logan(size: int) -> Tensor:
+    """Shepp-Logan phantom (scikit-image) resized to size x size, as (1, 1, size, size) in [0, 1]."""
+    from skimage.data import shepp_logan_phantom
+    from skimage.transform import resize
+
+    img = resize(shepp_logan_phantom(), (size, size), anti_aliasing=True)
+    return torch.from_numpy(np.clip(img, 0, 1).astype(np.float32))[None, None]
+
+
+def natural_image(name: str) -> Tensor:
+    """The scikit-image image ``name`` as luma (1, H, W) in [0, 1] (ITU-R 601, as the training data)."""
+    import skimage.data
+
+    a = np.asarray(getattr(skimage.data, name)(), dtype=np.float32) / 255.0
+    if a.ndim == 3:
+        a = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
+    return torch.from_numpy(np.ascontiguousarray(a))[None]
+
+
+def _ellipse(grid: tuple[np.ndarray, np.ndarray], cx: float, cy: float, a: float, b: float, theta: float) -> np.ndarray:
+    yy, xx = grid
+    c, s = np.cos(theta), np.sin(theta)
+    u, v = (xx - cx) * c + (yy - cy) * s, -(xx - cx) * s + (yy - cy) * c
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
+
+
+def random_phantom(size: int, rng: np.random.Generator) -> np.ndarray:
+    """One (size, size) float32 phantom in [0, 1]."""
+    grid = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    body = _ellipse(grid, *rng.uniform(-0.08, 0.08, 2), *rng.uniform(0.7, 0.95, 2), rng.uniform(0, np.pi))
+    texture = gaussian_filter(rng.standard_normal((size, size)), sigma=size * rng.uniform(0.02, 0.08))
+    texture *= rng.uniform(0.02, 0.08) / (texture.std() + 1e-12)
+    img = body * (rng.uniform(0.15, 0.45) + texture)
+    for _ in range(rng.integers(4, 15)):
+        mask = _ellipse(grid, *rng.uniform(-0.6, 0.6, 2), *rng.uniform(0.03, 0.35, 2), rng.uniform(0, np.pi))
+        img = img + body * mask * rng.choice([-1.0, 1.0], p=[0.3, 0.7]) * rng.uniform(0.05, 0.5)
+    return np.clip(img * rng.uniform(0.6, 1.0), 0.0, 1.0).astype(np.float32)
+
+
+def ct_phantoms(n: int, size: int = 128, seed: int = 0) -> list[Tensor]:
+    """``n`` phantoms as (1, size, size) tensors, reproducible from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return [torch.from_numpy(random_phantom(size, rng))[None] for _ in range(n)]

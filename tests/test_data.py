@@ -1,0 +1,30 @@
+"""Test images: shapes, ranges, reproducibility, and that held-out means held out."""
+
+import torch
+
+from pnp_lpn import data
+from pnp_lpn.training import datasets
+
+
+def test_shepp_logan_and_natural_image_shapes_and_range():
+    x = data.shepp_logan(64)
+    assert x.shape == (1, 1, 64, 64) and x.dtype == torch.float32
+    assert float(x.min()) >= 0 and float(x.max()) <= 1 and float(x.max()) > 0.9
+    coins = data.natural_image("coins")
+    chelsea = data.natural_image("chelsea")  # colour source, returned as luma
+    assert coins.shape == (1, 303, 384) and chelsea.shape[0] == 1
+    assert 0 <= float(chelsea.min()) and float(chelsea.max()) <= 1
+
+
+def test_ct_phantoms_reproducible_from_seed_and_distinct_across_seeds():
+    a, b = data.ct_phantoms(3, 32, seed=7), data.ct_phantoms(3, 32, seed=7)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert all(p.shape == (1, 32, 32) and float(p.min()) >= 0 and float(p.max()) <= 1 for p in a)
+    assert not torch.equal(a[0], data.ct_phantoms(1, 32, seed=8)[0])
+    assert len(set(data.CT_SEEDS.values())) == len(data.CT_SEEDS)
+
+
+def test_held_out_images_are_not_training_images():
+    training = set(datasets.NATURAL_GRAY + datasets.NATURAL_COLOR + [s.split(".")[0] for s in datasets.SKLEARN_COLOR])
+    assert not training & set(data.HELD_OUT_NATURAL)
+    assert datasets.VALIDATION == list(data.HELD_OUT_NATURAL)
