@@ -19,8 +19,8 @@ entry by entry in the tests), so the adjoint error is float32 round-off (~5e-7).
 angle set is split into chunks projected by parallel threads (ASTRA releases the GIL).
 On device="cuda" the default keeps that exactness: the same ASTRA projection matrix (built
 once on the CPU) is applied by torch as a sparse CSR matrix on the GPU, with its explicit
-transpose as back-projection (memory: 8 bytes per non-zero, twice; about 0.34 GB at 256^2 with
-180 views, 1.4 GB at 512^2). projector="cuda" uses ASTRA's own GPU kernels instead, fed with
+transpose as back-projection (memory: 12 bytes per non-zero - float32 value, int64 column
+index - twice; about 0.5 GB at 256^2 with 180 views, 2 GB at 512^2). projector="cuda" uses ASTRA's own GPU kernels instead, fed with
 GPU tensors through DLPack (no host copy, no matrix): faster to set up and lighter, but its
 back-projector is voxel-driven, hence only approximately the adjoint (measured: 35 % mismatch
 of <Au, v> and <u, A^T v> on white-noise u, v; 0.5 % on smooth sinograms).
