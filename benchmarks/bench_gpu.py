@@ -20,14 +20,13 @@ after a warm-up (``best_ms`` of bench_operators.py).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
 
 import torch
 
-from bench_operators import RESULTS, best_ms
+from bench_operators import best_ms, save_results
 
 
 def synced(fn):
@@ -155,11 +154,7 @@ def main() -> None:
            "prox": [bench_prox(n, repeats) for n in sizes],
            "solve": {"runs": [{**{k: v for k, v in r.items() if k != "x"}, "rel_diff": rel(r["x"], runs[0]["x"])}
                               for r in runs]}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "gpu.json").write_text(json.dumps(out, indent=1))
-    md = markdown(out)
-    (RESULTS / "gpu.md").write_text(md)
-    print(md)
+    save_results("gpu", out, markdown(out))
 
 
 if __name__ == "__main__":

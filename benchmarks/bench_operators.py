@@ -28,6 +28,14 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def save_results(stem: str, results: dict, markdown: str) -> None:
+    """Write RESULTS/<stem>.json and RESULTS/<stem>.md, and print the markdown."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    (RESULTS / f"{stem}.md").write_text(markdown)
+    print(markdown)
+
+
 def best_ms(fn: Callable[[], object], repeats: int, min_total_s: float = 1.0) -> float:
     """Best (minimum) wall time of fn() in milliseconds, after a warm-up call.
 
@@ -192,11 +200,7 @@ def main() -> None:
     results["ct"] = [bench_ct(s, 180, repeats) for s in ((256,) if args.quick else (256, 512))]
     results["projectors"] = bench_projectors(256, 180, repeats)
     results["blur"] = bench_blur(256, repeats)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "operators.json").write_text(json.dumps(results, indent=2))
-    markdown = to_markdown(results)
-    (RESULTS / "operators.md").write_text(markdown)
-    print(markdown)
+    save_results("operators", results, to_markdown(results))
 
 
 if __name__ == "__main__":
