@@ -27,6 +27,7 @@ def _train(args: argparse.Namespace) -> int:
 
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(config.seed)  # the initial weights (the batches are seeded inside train)
     prior = preset.architecture(**preset.prior_kwargs, sigma_train=config.sigma).to(device)
     sampler = make_sampler(preset.dataset, preset.patch_size)
     val = validation_images(preset.dataset)

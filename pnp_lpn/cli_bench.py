@@ -16,6 +16,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+def _prior(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path.endswith(".safetensors"):
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE.safetensors, got {text!r}")
+    return name, path
+
+
 def add_bench_parser(sub) -> argparse.ArgumentParser:
     from .bench import METHODS, PRESETS, TASKS
 
@@ -26,6 +33,9 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                         "2+2 images, 5-value grid, reference iteration counts")
     p.add_argument("--tasks", type=_names, help=f"comma-separated subset of: {', '.join(TASKS)}")
     p.add_argument("--methods", type=_names, help=f"comma-separated subset of: {', '.join(METHODS)}")
+    p.add_argument("--prior", type=_prior, action="append", dest="priors", metavar="NAME=FILE",
+                   help="also benchmark a prior file written by `pnp-lpn train` (repeatable): adds the methods "
+                        "NAME-admm and NAME-pgd, run on every task of the preset unless --methods is given")
     p.add_argument("--size", type=int, help="image size N (overrides the preset)")
     p.add_argument("--iters", type=int, dest="max_iter", help="iteration cap (overrides the preset)")
     p.add_argument("--n-val", type=int, dest="n_val", help="validation images per task")
@@ -49,20 +59,28 @@ def _command(args: argparse.Namespace) -> str:
         if value is not None:
             parts += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
                       if isinstance(value, tuple) else str(value)]
+    for name, path in args.priors or ():
+        parts += ["--prior", f"{name}={path}"]
     return shlex.join(parts + (["--box"] if args.box_all else []))
 
 
 def run_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from .bench import PRESETS, run_benchmark, write_all
+    from .bench import METHODS, PRESETS, run_benchmark, write_all
+    from .bench.methods import method_names
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    priors = tuple(args.priors or ())
+    methods = args.methods
+    if priors and methods is None:
+        methods = PRESETS[args.preset].methods + method_names(priors)[len(METHODS):]
     try:
-        config = PRESETS[args.preset].with_overrides(tasks=args.tasks, methods=args.methods, size=args.size,
+        config = PRESETS[args.preset].with_overrides(tasks=args.tasks, methods=methods, size=args.size,
                                                      max_iter=args.max_iter, n_val=args.n_val,
-                                                     n_test=args.n_test, grid=args.grid, box_all=args.box_all)
+                                                     n_test=args.n_test, grid=args.grid, box_all=args.box_all,
+                                                     priors=priors or None)
     except ValueError as e:
         print(f"pnp-lpn bench: error: {e}", file=sys.stderr)
         return 2

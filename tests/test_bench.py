@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pnp_lpn.bench import PRESETS, TASKS, BenchConfig, run_benchmark, write_all
-from pnp_lpn.bench.methods import Method, default_lam, methods_for
+from pnp_lpn.bench.methods import default_lam, methods_for, parse_method
 from pnp_lpn.bench.protocol import CSV_COLUMNS, task_images
 from pnp_lpn.bench.tasks import make_split, natural_crops
 from pnp_lpn.cli import main
@@ -45,13 +45,13 @@ def test_lam_is_the_best_validation_value(tiny_run):
         grid = list(csv.DictReader(f))
     for rec in result.records:
         rows = [g for g in grid if g["method"] == rec.method]
-        centre = default_lam(Method(*rec.method.split("-")), TASKS[rec.task], result.splits[rec.task]["val"])
+        centre = default_lam(parse_method(rec.method), TASKS[rec.task], result.splits[rec.task]["val"])
         assert [float(g["lam"]) for g in rows] == pytest.approx([0.5 * centre, 2 * centre])
         assert all(float(g["lam"]) == float(f"{float(g['lam']):.6g}") for g in rows)  # no 99.99999999999999
         best = max(rows, key=lambda g: float(g["val_psnr"]))
         assert [g["chosen"] for g in rows].count("True") == 1 and best["chosen"] == "True"
         assert rec.lam == pytest.approx(float(best["lam"])) and rec.val_psnr == pytest.approx(float(best["val_psnr"]))
-    assert default_lam(Method("lpn", "admm"), TASKS["deblur-b1-n0.02"], None) == pytest.approx(0.02**2 / 0.1**2)
+    assert default_lam(parse_method("lpn-admm"), TASKS["deblur-b1-n0.02"], None) == pytest.approx(0.02**2 / 0.1**2)
 
 
 def test_splits_are_held_out_and_reproducible():
@@ -72,6 +72,31 @@ def test_methods_per_task():
     assert [m.name for m in methods_for(TASKS["cs-4"], names)] == ["lpn-admm", "lpn-pgd", "aelpn-admm", "bm3d-admm"]
     den = methods_for(TASKS["denoise-0.2"], names)
     assert [m.name for m in den] == ["lpn", "aelpn", "bm3d"] and not any(m.tuned for m in den)
+
+
+def test_a_user_prior_file_is_benchmarked_like_the_shipped_one(tmp_path):
+    from importlib.resources import files
+
+    shipped = str(files("pnp_lpn.priors") / "weights" / "lpn-natural-gray.safetensors")
+    copy = tmp_path / "mine.safetensors"
+    copy.write_bytes(open(shipped, "rb").read())
+    args = ["bench", "--tasks", "deblur-b1-n0.02,denoise-0.1", "--methods", "lpn-admm,mine-admm", "--size", "32",
+            "--iters", "2", "--grid", "1", "--threads", "1", "--quiet", "--out", str(tmp_path / "out"),
+            "--prior", f"mine={copy}"]
+    assert main(args) == 0
+    with (tmp_path / "out" / "results.csv").open() as f:
+        rows = {(r["task"], r["method"]): r for r in csv.DictReader(f)}
+    assert set(rows) == {("deblur-b1-n0.02", "lpn-admm"), ("deblur-b1-n0.02", "mine-admm"),
+                         ("denoise-0.1", "lpn"), ("denoise-0.1", "mine")}
+    for task, a, b in [("deblur-b1-n0.02", "lpn-admm", "mine-admm"), ("denoise-0.1", "lpn", "mine")]:
+        assert rows[task, a]["psnr"] == rows[task, b]["psnr"] and rows[task, b]["denoiser"] == str(copy)
+    assert f"--prior mine={copy}" in (tmp_path / "out" / "results.md").read_text()
+    cfg = TINY.with_overrides(priors=(("mine", str(copy)),))
+    assert [m.name for m in methods_for(TASKS["ct-60"], ("mine-pgd", "fbp"), cfg.priors)] == ["mine-pgd", "fbp"]
+    with pytest.raises(ValueError, match="taken"):
+        TINY.with_overrides(priors=(("lpn", str(copy)),))
+    with pytest.raises(ValueError, match="unknown"):
+        TINY.with_overrides(methods=("mine-admm",))  # not registered
 
 
 def test_config_validation_and_presets():
@@ -99,6 +124,9 @@ def test_cli_bench_help_and_errors(capsys):
     assert e.value.code == 0 and "--preset" in capsys.readouterr().out
     assert main(["bench", "--tasks", "deblur-b9", "--quiet"]) == 2
     assert "unknown" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--prior", "mine.safetensors"])
+    assert "NAME=FILE.safetensors" in capsys.readouterr().err
 
 
 def test_box_reaches_the_solver(monkeypatch):
@@ -118,5 +146,5 @@ def test_box_reaches_the_solver(monkeypatch):
     for name, cfg in [("deblur-b1-n0.02", config), ("cs-16", config), ("deblur-b1-n0.02", boxed)]:
         task = TASKS[name]
         splits = {s: make_split(task, task_images(task, s, cfg), s) for s in ("val", "test")}
-        evaluate(task, Method("tv", "admm"), splits, cfg)
+        evaluate(task, parse_method("tv-admm"), splits, cfg)
     assert boxes == [None, None, (0.0, 1.0), (0.0, 1.0), (0.0, 1.0), (0.0, 1.0)]

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from pnp_lpn.cli import main
@@ -39,3 +40,18 @@ def test_solve_ct_needs_size(tmp_path):
     np.save(sino, np.zeros((10, 20), np.float32))
     with pytest.raises(SystemExit, match="--size"):
         main(["solve", str(sino), "--operator", "ct"])
+
+
+def test_train_seed_fixes_the_initial_weights_too(tmp_path, capsys):
+    from pnp_lpn.checkpoint import load_tensors
+
+    def run(seed, name):
+        out = tmp_path / name
+        assert main(["train", "--preset", "natural-gray", "--steps", "1", "--batch-size", "2", "--seed", str(seed),
+                     "--out", str(out)]) == 0
+        return load_tensors(out / "prior.safetensors", "model.")
+
+    a, b, c = run(3, "a"), run(3, "b"), run(4, "c")  # same process: the global RNG has moved between runs
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert "validation PSNR" in capsys.readouterr().out

@@ -27,12 +27,18 @@ def denoiser_names() -> list[str]:
 
 def make_denoiser(name: str) -> Denoiser:
     """A fresh denoiser: "tv", "bm3d", "dncnn" (closest blind 17-layer variant per call),
-    "dncnn-<variant>" (e.g. "dncnn-17M", "dncnn-17N"), or a shipped prior name
-    ("lpn-natural-gray", "aelpn-natural-gray", "lpn-ct", see pnp_lpn.list_pretrained())."""
+    "dncnn-<variant>" (e.g. "dncnn-17M", "dncnn-17N"), a shipped prior name
+    ("lpn-natural-gray", "aelpn-natural-gray", "lpn-ct", see pnp_lpn.list_pretrained()), or
+    the path of a prior file written by the trainer (``*.safetensors``)."""
     if name in BASELINES:
         return BASELINES[name]()
     from ..priors import load_pretrained
 
     if name in denoiser_names():
         return load_pretrained(name)
-    raise ValueError(f"unknown denoiser {name!r}; choose one of {', '.join(denoiser_names())}")
+    if name.endswith(".safetensors"):
+        from ..checkpoint import load_prior
+
+        return load_prior(name)
+    raise ValueError(f"unknown denoiser {name!r}; choose one of {', '.join(denoiser_names())} "
+                     "or give a prior file (*.safetensors)")

@@ -3,8 +3,9 @@
 A method name is ``<family>-<solver>`` (``lpn-admm``, ``bm3d-admm``, ...) or ``fbp``.
 Families resolve per domain to a :func:`pnp_lpn.baselines.make_denoiser` name: ``lpn`` is
 ``lpn-natural-gray`` on natural images and ``lpn-ct`` on CT; ``aelpn`` exists for natural
-images only. On a denoising task each family is applied once, as ``<family>`` with solver
-"denoise", at the true noise level.
+images only. A user prior file joins as a family of its own (``user_priors``, any domain).
+On a denoising task each family is applied once, as ``<family>`` with solver "denoise", at
+the true noise level.
 """
 
 from __future__ import annotations
@@ -37,12 +38,33 @@ METHODS = ("lpn-admm", "lpn-pgd", "aelpn-admm", "aelpn-pgd", "tv-admm", "bm3d-ad
 GENERIC_SIGMA = 0.1
 
 
+SOLVERS = ("admm", "pgd")
+
+
+def user_families(priors: tuple[tuple[str, str], ...]) -> dict[str, dict[str, str]]:
+    """FAMILIES plus one family per user prior (name, prior file), used on every domain."""
+    families = dict(FAMILIES)
+    for name, path in priors:
+        if name in families or name == "fbp" or not name or name.endswith(tuple(f"-{s}" for s in SOLVERS)):
+            raise ValueError(f"prior name {name!r} is empty, taken or ends in a solver name; built-in: "
+                             f"{', '.join(FAMILIES)}, fbp")
+        families[name] = {"natural": path, "ct": path}
+    return families
+
+
+def method_names(priors: tuple[tuple[str, str], ...] = ()) -> tuple[str, ...]:
+    """METHODS plus ``<name>-admm`` and ``<name>-pgd`` for every user prior."""
+    return METHODS + tuple(f"{name}-{s}" for name, _ in priors for s in SOLVERS)
+
+
 @dataclass(frozen=True)
 class Method:
-    """``family`` (a key of FAMILIES, or "fbp") and ``solver`` ("admm", "pgd", "fbp", "denoise")."""
+    """``family`` (a key of FAMILIES, a user prior's name, or "fbp"), ``solver`` ("admm",
+    "pgd", "fbp", "denoise") and ``denoisers``: (domain, denoiser name or prior file) pairs."""
 
     family: str
     solver: str
+    denoisers: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -54,24 +76,27 @@ class Method:
         return self.solver in ("admm", "pgd")
 
 
-def parse_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    return Method("fbp", "fbp") if name == "fbp" else Method(*name.rsplit("-", 1))
+def parse_method(name: str, priors: tuple[tuple[str, str], ...] = ()) -> Method:
+    """The :class:`Method` called ``name``; ``priors``: the user priors (name, prior file)."""
+    if name not in method_names(priors):
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(method_names(priors))}")
+    if name == "fbp":
+        return Method("fbp", "fbp")
+    family, solver = name.rsplit("-", 1)
+    return Method(family, solver, tuple(user_families(priors)[family].items()))
 
 
-def methods_for(task: Task, names: tuple[str, ...]) -> list[Method]:
+def methods_for(task: Task, names: tuple[str, ...], priors: tuple[tuple[str, str], ...] = ()) -> list[Method]:
     """The methods among ``names`` that apply to ``task`` (one per family for denoising)."""
-    methods = [parse_method(n) for n in names]
+    methods = [parse_method(n, priors) for n in names]
     if task.is_denoising:
-        families = dict.fromkeys(m.family for m in methods if m.family in FAMILIES)
-        return [Method(f, "denoise") for f in families if task.domain in FAMILIES[f]]
-    return [m for m in methods
-            if (m.family == "fbp" and task.domain == "ct") or task.domain in FAMILIES.get(m.family, {})]
+        families = {m.family: m.denoisers for m in methods if m.family != "fbp"}
+        return [Method(f, "denoise", d) for f, d in families.items() if task.domain in dict(d)]
+    return [m for m in methods if (m.family == "fbp" and task.domain == "ct") or task.domain in dict(m.denoisers)]
 
 
 def denoiser_name(method: Method, task: Task) -> str:
-    return "fbp" if method.family == "fbp" else FAMILIES[method.family][task.domain]
+    return "fbp" if method.family == "fbp" else dict(method.denoisers)[task.domain]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .methods import METHODS
+from .methods import METHODS, method_names, user_families
 from .tasks import TASKS
 
 
@@ -13,7 +13,7 @@ class BenchConfig:
     """What to run.
 
     :param tasks: task names (keys of ``TASKS``).
-    :param methods: method names (``METHODS``); a denoising task runs each family once.
+    :param methods: method names (``METHODS`` and those of ``priors``); a denoising task runs each family once.
     :param size: crop / phantom size N (images N x N).
     :param n_val: validation images per task (lam is chosen on their mean PSNR).
     :param n_test: test images per task (scored).
@@ -23,6 +23,8 @@ class BenchConfig:
     :param natural_test: held-out natural images for the test crops.
     :param box_all: clip the iterates of every task to [0, 1] (as the CT demo does); by
         default only the tasks with a box (compressed sensing) clip.
+    :param priors: user priors as (name, prior file) pairs; each adds the methods
+        ``<name>-admm`` and ``<name>-pgd`` (list them in ``methods`` to run them).
     """
 
     tasks: tuple[str, ...]
@@ -35,12 +37,15 @@ class BenchConfig:
     natural_val: tuple[str, ...] = ("coins",)
     natural_test: tuple[str, ...] = ("chelsea",)
     box_all: bool = False
+    priors: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
-        unknown = [t for t in self.tasks if t not in TASKS] + [m for m in self.methods if m not in METHODS]
+        user_families(self.priors)  # names are valid and free
+        names = method_names(self.priors)
+        unknown = [t for t in self.tasks if t not in TASKS] + [m for m in self.methods if m not in names]
         if unknown:
             raise ValueError(f"unknown task(s)/method(s) {unknown}; tasks: {', '.join(TASKS)}; "
-                             f"methods: {', '.join(METHODS)}")
+                             f"methods: {', '.join(names)}")
         if self.size < 16 or self.n_val < 1 or self.n_test < 1 or not self.grid:
             raise ValueError("need size >= 16, n_val >= 1, n_test >= 1 and a non-empty grid")
 

@@ -124,7 +124,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True) -> BenchResult:
     """Every applicable (task, method) pair of ``config``, in one loop."""
     tasks = [TASKS[name] for name in config.tasks]
     splits = {t.name: {s: make_split(t, task_images(t, s, config), s) for s in ("val", "test")} for t in tasks}
-    jobs = [(t, m) for t in tasks for m in methods_for(t, config.methods)]
+    jobs = [(t, m) for t in tasks for m in methods_for(t, config.methods, config.priors)]
     records = []
     bar = tqdm(jobs, disable=not progress, desc="bench")
     for task, method in bar:

@@ -2,7 +2,9 @@
 
 Schedule over ``steps`` optimiser steps (Adam; ``project_weights()`` after every step):
 
-- steps [0, l1_steps): L1 loss (or ``warmup_loss="l2"``), learning rate ``lr_l1`` (warm-up);
+- steps [0, l1_steps): L1 loss (or ``warmup_loss="l2"``), learning rate ``lr_l1`` (warm-up); with
+  ``anneal_warmup`` the rate follows a cosine from ``lr_l1`` at step 0 down to ``lr_pm`` at
+  step l1_steps: lr(s) = lr_pm + (lr_l1 - lr_pm) (1 + cos(pi s / l1_steps)) / 2;
 - the remaining steps: proximal-matching loss at learning rate ``lr_pm`` in equal stages
   with gamma = m * gamma_min for m in ``gamma_multipliers`` (default 8, 4, 2, 1), where
   gamma_min = ``gamma_factor`` * sqrt(C*P*P).
@@ -50,6 +52,7 @@ class TrainConfig:
     l1_fraction: float = 0.5
     lr_l1: float = 1e-3
     lr_pm: float = 1e-4
+    anneal_warmup: bool = False
     gamma_factor: float = 0.08
     gamma_multipliers: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)
     seed: int = 0
@@ -71,7 +74,10 @@ class TrainConfig:
     def phase(self, step: int, sample_shape: tuple[int, ...]) -> tuple[str, float, float | None]:
         """(loss name, learning rate, gamma or None) at ``step``."""
         if step < self.l1_steps:
-            return self.warmup_loss, self.lr_l1, None
+            if not self.anneal_warmup:
+                return self.warmup_loss, self.lr_l1, None
+            cos = 0.5 * (1.0 + math.cos(math.pi * step / self.l1_steps))
+            return self.warmup_loss, self.lr_pm + (self.lr_l1 - self.lr_pm) * cos, None
         stage_len = max(1, math.ceil((self.steps - self.l1_steps) / len(self.gamma_multipliers)))
         stage = min((step - self.l1_steps) // stage_len, len(self.gamma_multipliers) - 1)
         return "pm", self.lr_pm, self.gamma_multipliers[stage] * gamma_for(sample_shape, self.gamma_factor)
