@@ -1,7 +1,7 @@
 """Held-out quality of trained priors: denoising PSNR across noise levels and drift.
 
     python benchmarks/prior_quality.py --data natural-gray --priors lpn-natural-gray \
-        checkpoints/natural-gray-mix/checkpoint.safetensors [--bm3d] [--name TAG]
+        checkpoints/natural-gray-mix/checkpoint.safetensors [--baselines bm3d dncnn] [--name TAG]
 
 For every prior (a shipped name or a checkpoint path) on the validation images of ``--data``
 (never drawn by the training sampler, see ``pnp_lpn.training.validation_images``):
@@ -11,7 +11,10 @@ For every prior (a shipped name or a checkpoint path) on the validation images o
   whose minimisers are natural images keeps clean images nearly fixed; a prior whose R is
   unbounded below off the data walks away from them, and long PnP runs then drift too.
 
-``--bm3d`` adds BM3D (oracle sigma) as the classical reference row for the PSNR columns.
+``--baselines`` adds reference rows for the PSNR columns, each given the true sigma: ``bm3d``
+(the classical bar) and ``dncnn`` (scico's pretrained 17-layer blind DnCNN closest to sigma,
+trained on 400 BSD images: what an unconstrained network reaches on these images). Outputs
+of every row are scored unclipped.
 Writes benchmarks/results/prior_quality_<name>.json and .md.
 """
 
@@ -24,6 +27,8 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+#: --baselines choice -> table row name (each denoiser is given the true sigma)
+BASELINE_ROWS = {"bm3d": "BM3D (oracle sigma)", "dncnn": "DnCNN-17 blind, closest sigma (scico weights)"}
 
 
 def load(name: str):
@@ -65,7 +70,8 @@ def main() -> None:
     ap.add_argument("--priors", nargs="+", required=True, help="shipped names or checkpoint paths")
     ap.add_argument("--sigmas", nargs="+", type=float, default=[0.05, 0.1, 0.2, 0.3])
     ap.add_argument("--iterates", nargs="+", type=int, default=[1, 5, 20])
-    ap.add_argument("--bm3d", action="store_true", help="add a BM3D reference row (slow)")
+    ap.add_argument("--baselines", nargs="*", default=[], choices=sorted(BASELINE_ROWS),
+                    help="reference denoisers at the true sigma (bm3d is slow)")
     ap.add_argument("--name", default=None, help="results file tag (default: the dataset)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -83,12 +89,12 @@ def main() -> None:
         row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
         rows.append(row)
         print(json.dumps(row))
-    if args.bm3d:
+    for name in args.baselines:
         from pnp_lpn.baselines import make_denoiser
 
-        bm3d = make_denoiser("bm3d")
-        row = {"prior": "BM3D (oracle sigma)"}
-        row.update({f"psnr@{s}": mean_psnr(lambda y, s=s: bm3d(y, s), noisy[s], clean) for s in args.sigmas})
+        denoiser = make_denoiser(name)
+        row = {"prior": BASELINE_ROWS[name]}
+        row.update({f"psnr@{s}": mean_psnr(lambda y, s=s: denoiser(y, s), noisy[s], clean) for s in args.sigmas})
         rows.append(row)
         print(json.dumps(row))
     write(rows, args)
@@ -100,7 +106,8 @@ def write(rows: list[dict], args) -> None:
     (RESULTS / f"prior_quality_{tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     cols = [c for c in rows[0] if c != "prior"]
     lines = [f"Validation images of `{args.data}`; command: `python benchmarks/prior_quality.py "
-             f"--data {args.data} --priors {' '.join(args.priors)}{' --bm3d' if args.bm3d else ''}`", "",
+             f"--data {args.data} --priors {' '.join(args.priors)}"
+             f"{' --baselines ' + ' '.join(args.baselines) if args.baselines else ''}`", "",
              "| prior | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
