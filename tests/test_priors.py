@@ -307,3 +307,45 @@ def test_larger_input_kernels_keep_convexity_and_the_exact_gradient():
     torch.testing.assert_close((prior.prox(x) * d).flatten(1).sum(1), fd, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="odd"):
         pl.LPN(skip_kernel=4)
+
+
+def _orientations():
+    """The 8 maps g of D4 with their inverses, written out independently of dihedral_views."""
+    rot = lambda k: (lambda t: torch.rot90(t, k, (-2, -1)))
+    out = []
+    for k in range(4):
+        out.append((rot(k), rot(-k)))
+        out.append((lambda t, k=k: torch.rot90(t.flip(-1), k, (-2, -1)),
+                    lambda t, k=k: torch.rot90(t, -k, (-2, -1)).flip(-1)))
+    return out
+
+
+@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+def test_dihedral_prior_is_the_average_of_the_rotated_proxes_and_equivariant(cls):
+    base = make(cls)
+    prior = pl.DihedralPrior(base)
+    x = torch.rand(2, 1, 10, 13, dtype=torch.float64)  # not square: rotations change the shape
+    manual = sum(inv(base(g(x))) for g, inv in _orientations()) / 8
+    torch.testing.assert_close(prior(x), manual)
+    for g, _ in _orientations():
+        torch.testing.assert_close(prior(g(x)), g(prior(x)))
+    assert (base(x.transpose(-1, -2)) - base(x).transpose(-1, -2)).abs().max() > 1e-6  # the base is not
+
+
+def test_dihedral_prior_keeps_convexity_and_the_exact_regularizer():
+    prior = pl.DihedralPrior(make(pl.LPN, alpha=0.05))
+    g = torch.Generator().manual_seed(6)
+    x, y = (torch.randn(32, 1, 9, 9, generator=g, dtype=torch.float64) for _ in range(2))
+    mid, avg = prior.potential(0.5 * (x + y)), 0.5 * (prior.potential(x) + prior.potential(y))
+    assert (mid <= avg + 1e-9 * avg.abs().max()).all()
+    v = torch.rand(2, 1, 9, 9, dtype=torch.float64)
+    z, r_exact = prior.prox_with_regularizer(v)
+    res = prior.regularizer(z, tol=1e-8, max_iter=2000, return_result=True)
+    assert (res.residual <= 1e-7).all()
+    torch.testing.assert_close(res.value, r_exact, rtol=1e-6, atol=1e-6 * r_exact.abs().max().item())
+    a, b = 2.0, 0.3  # the AE-LPN's affine equivariance survives the averaging
+    ae = pl.DihedralPrior(make(pl.AELPN, dtype=torch.float32))
+    xs = torch.rand(2, 1, 12, 12)
+    torch.testing.assert_close(ae(a * xs + b), a * ae(xs) + b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="ProxPrior"):
+        pl.DihedralPrior(torch.nn.Identity())
