@@ -295,20 +295,6 @@ def test_checkpoint_written_before_the_quadratic_term_loads_without_it(tmp_path)
     torch.testing.assert_close(loaded(x), old(x))
 
 
-def test_larger_input_kernels_keep_convexity_and_the_exact_gradient():
-    prior = make(pl.LPN, skip_kernel=7)
-    assert {m.kernel_size for m in prior.net.skips} == {(7, 7)} and {m.kernel_size for m in prior.net.hidden} == {(3, 3)}
-    g = torch.Generator().manual_seed(5)
-    x, y, d = (torch.randn(32, 1, 12, 10, generator=g, dtype=torch.float64) for _ in range(3))
-    mid, avg = prior.potential(0.5 * (x + y)), 0.5 * (prior.potential(x) + prior.potential(y))
-    assert (mid <= avg + 1e-9 * avg.abs().max()).all()
-    h = 1e-5
-    fd = (prior.potential(x + h * d) - prior.potential(x - h * d)) / (2 * h)
-    torch.testing.assert_close((prior.prox(x) * d).flatten(1).sum(1), fd, rtol=1e-5, atol=1e-7)
-    with pytest.raises(ValueError, match="odd"):
-        pl.LPN(skip_kernel=4)
-
-
 def _orientations():
     """The 8 maps g of D4 with their inverses, written out independently of dihedral_views."""
     rot = lambda k: (lambda t: torch.rot90(t, k, (-2, -1)))

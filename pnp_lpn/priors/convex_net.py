@@ -105,11 +105,7 @@ class ConvexMultiscaleNet(nn.Module):
     :param depth: convolutions per level (the first of levels >= 1 has stride 2).
     :param activation: the convex non-decreasing activation module.
     :param bias: whether the input (skip) convolutions carry biases.
-    :param kernel: spatial size of the hidden convolutions W (odd).
-    :param skip_kernel: spatial size of the input convolutions A (odd; 0: ``kernel``). With
-        few input channels they are cheap, and their transposes are the filters from which
-        the gradient of a field builds its output image, so a larger size gives the prox
-        larger "atoms" (a 7x7 A costs C*49 multiply-adds per pixel and channel).
+    :param kernel: spatial size of every convolution (odd).
     """
 
     def __init__(
@@ -120,12 +116,8 @@ class ConvexMultiscaleNet(nn.Module):
         activation: nn.Module,
         bias: bool = True,
         kernel: int = 3,
-        skip_kernel: int = 0,
     ):
         super().__init__()
-        skip_kernel = skip_kernel or kernel
-        if kernel % 2 == 0 or skip_kernel % 2 == 0:
-            raise ValueError(f"kernel sizes must be odd, got kernel={kernel}, skip_kernel={skip_kernel}")
         if depth < 1 or not channels:
             raise ValueError(f"need depth >= 1 and at least one level, got depth={depth}, channels={channels}")
         self.act = activation
@@ -136,8 +128,8 @@ class ConvexMultiscaleNet(nn.Module):
         prev = None
         for width in channels:
             for k in range(depth):
-                conv = nn.Conv2d(in_channels, width, skip_kernel, padding=skip_kernel // 2, bias=bias)
-                nn.init.normal_(conv.weight, 0.0, 1.0 / math.sqrt(in_channels * skip_kernel * skip_kernel))
+                conv = nn.Conv2d(in_channels, width, kernel, padding=kernel // 2, bias=bias)
+                nn.init.normal_(conv.weight, 0.0, 1.0 / math.sqrt(in_channels * kernel * kernel))
                 self.skips.append(conv)
                 if prev is not None:
                     self.hidden.append(NonNegConv2d(prev, width, kernel, stride=2 if k == 0 else 1))

@@ -25,8 +25,6 @@ class LPN(ProxPrior):
     :param beta: softplus sharpness (larger is closer to ReLU).
     :param alpha: strong-convexity weight: psi includes alpha/2 ||x||^2, so f is injective.
     :param kernel: spatial size of the convolutions (odd; 1 for 1-D / per-pixel data).
-    :param skip_kernel: spatial size of the input convolutions only (odd; 0: ``kernel``), see
-        :class:`.convex_net.ConvexMultiscaleNet`.
     :param sigma_train: noise level the prior was trained at (metadata; see ``forward``).
     :param quadratic_kernel: if > 0 (odd), psi includes 1/2 ||K x||^2 with K a learned
         convolution of that size (:class:`.convex_net.LearnedQuadratic`), started at the
@@ -47,13 +45,11 @@ class LPN(ProxPrior):
         sigma_train: float | None = None,
         kernel: int = 3,
         quadratic_kernel: int = 5,
-        skip_kernel: int = 0,
     ):
         super().__init__(in_channels, sigma_train)
         self.channels, self.depth, self.beta, self.alpha = tuple(channels), int(depth), float(beta), float(alpha)
-        self.kernel, self.skip_kernel = int(kernel), int(skip_kernel)
-        self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, Softplus(beta), bias=True,
-                                       kernel=self.kernel, skip_kernel=self.skip_kernel)
+        self.kernel = int(kernel)
+        self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, Softplus(beta), bias=True, kernel=self.kernel)
         self.quadratic_kernel = int(quadratic_kernel)
         self.quadratic = LearnedQuadratic(in_channels, self.quadratic_kernel) if self.quadratic_kernel else None
 
@@ -69,4 +65,4 @@ class LPN(ProxPrior):
         """Constructor arguments (stored in checkpoints)."""
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
                     beta=self.beta, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel,
-                    quadratic_kernel=self.quadratic_kernel, skip_kernel=self.skip_kernel)
+                    quadratic_kernel=self.quadratic_kernel)
