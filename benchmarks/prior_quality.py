@@ -15,6 +15,8 @@ For every prior (a shipped name or a checkpoint path) on the validation images o
 (the classical bar) and ``dncnn`` (scico's pretrained 17-layer blind DnCNN closest to sigma,
 trained on 400 BSD images: what an unconstrained network reaches on these images). Outputs
 of every row are scored unclipped.
+``--dihedral`` adds, for every prior, a row for its average over the 8 flips / rotations
+(``pnp_lpn.DihedralPrior``: still an exact prox; 8x the cost).
 Writes benchmarks/results/prior_quality_<name>.json and .md.
 """
 
@@ -72,6 +74,7 @@ def main() -> None:
     ap.add_argument("--iterates", nargs="+", type=int, default=[1, 5, 20])
     ap.add_argument("--baselines", nargs="*", default=[], choices=sorted(BASELINE_ROWS),
                     help="reference denoisers at the true sigma (bm3d is slow)")
+    ap.add_argument("--dihedral", action="store_true", help="also score each prior averaged over the 8 orientations")
     ap.add_argument("--name", default=None, help="results file tag (default: the dataset)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -81,14 +84,17 @@ def main() -> None:
     clean = validation_images(args.data)
     noisy = {s: noisy_copies(clean, s) for s in args.sigmas}
     rows = []
+    from pnp_lpn import DihedralPrior
+
     for name in args.priors:
-        prior = load(name)
-        run = prior.metadata.get("training", {})
-        row = {"prior": name, "steps": run.get("steps_done", run.get("step"))}
-        row.update({f"psnr@{s}": mean_psnr(prior, noisy[s], clean) for s in args.sigmas})
-        row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
-        rows.append(row)
-        print(json.dumps(row))
+        base = load(name)
+        run = base.metadata.get("training", {})
+        for prior, label in [(base, name)] + ([(DihedralPrior(base), f"{name} + D4 average")] if args.dihedral else []):
+            row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}
+            row.update({f"psnr@{s}": mean_psnr(prior, noisy[s], clean) for s in args.sigmas})
+            row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
+            rows.append(row)
+            print(json.dumps(row))
     for name in args.baselines:
         from pnp_lpn.baselines import make_denoiser
 
@@ -107,7 +113,8 @@ def write(rows: list[dict], args) -> None:
     cols = [c for c in rows[0] if c != "prior"]
     lines = [f"Validation images of `{args.data}`; command: `python benchmarks/prior_quality.py "
              f"--data {args.data} --priors {' '.join(args.priors)}"
-             f"{' --baselines ' + ' '.join(args.baselines) if args.baselines else ''}`", "",
+             f"{' --baselines ' + ' '.join(args.baselines) if args.baselines else ''}"
+             f"{' --dihedral' if args.dihedral else ''}`", "",
              "| prior | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]

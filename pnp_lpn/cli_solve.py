@@ -32,6 +32,9 @@ def add_solve_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--ratio", type=float, default=0.25, help="cs/inpainting: fraction of measurements kept")
     p.add_argument("--seed", type=int, default=0, help="cs/inpainting: operator seed")
     p.add_argument("--prior", default="lpn-natural-gray", help="shipped prior name, a .safetensors file, or 'tv'")
+    p.add_argument("--dihedral", action="store_true",
+                   help="average the LPN/AE-LPN prior over the 8 flips/rotations (DihedralPrior: still an exact "
+                        "prox with a monitored objective; ~+0.2 dB denoising, 8x the cost per iteration)")
     p.add_argument("--method", choices=("admm", "pgd"), default="admm")
     p.add_argument("--lam", type=float, help="regularisation weight (default: noise^2 / prior sigma^2)")
     p.add_argument("--iters", type=int, default=50)
@@ -71,15 +74,18 @@ def _operator(args, data: np.ndarray):
     return ops.CompressedSensing(img_size=size, ratio=args.ratio, seed=args.seed, noise_sigma=args.noise)
 
 
-def _prior(name: str):
+def _prior(name: str, dihedral: bool = False):
     from .checkpoint import load_prior
-    from .priors import load_pretrained
+    from .priors import DihedralPrior, load_pretrained
 
     if name == "tv":
+        if dihedral:
+            raise SystemExit("error: --dihedral averages an LPN / AE-LPN prior, not 'tv'")
         import deepinv
 
         return deepinv.models.TVDenoiser(n_it_max=50)
-    return load_prior(name) if name.endswith(".safetensors") else load_pretrained(name)
+    prior = load_prior(name) if name.endswith(".safetensors") else load_pretrained(name)
+    return DihedralPrior(prior) if dihedral else prior
 
 
 def run_solve(args: argparse.Namespace) -> int:
@@ -94,7 +100,7 @@ def run_solve(args: argparse.Namespace) -> int:
         y = op(x_true)
     else:
         y = torch.from_numpy(data).reshape(1, *op.meas_shape)
-    result = solve(y, op, _prior(args.prior), method=args.method, lam=args.lam, max_iter=args.iters,
+    result = solve(y, op, _prior(args.prior, args.dihedral), method=args.method, lam=args.lam, max_iter=args.iters,
                    tol=args.tol, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,13 +22,14 @@ def test_demo_runs_small(tmp_path, capsys):
     assert "FBP" in out and "PSNR" in out and (tmp_path / "ct_demo.png").exists()
 
 
-def test_solve_simulated_blur(tmp_path, capsys):
+@pytest.mark.parametrize("extra", [[], ["--dihedral"]])
+def test_solve_simulated_blur(tmp_path, capsys, extra):
     from skimage.data import camera
 
     img = tmp_path / "img.npy"
     np.save(img, camera()[:48, :48].astype(np.float32) / 255)
     args = ["solve", str(img), "--operator", "blur", "--simulate", "--noise", "0.02", "--iters", "3",
-            "--out", str(tmp_path / "out")]
+            "--out", str(tmp_path / "out")] + extra
     assert main(args) == 0
     hist = json.loads((tmp_path / "out" / "history.json").read_text())
     assert len(hist["history"]["objective"]) == 3 and (tmp_path / "out" / "x.png").exists()
