@@ -1,6 +1,6 @@
 """Paper reproduction (LPN, Fig. 1): a 1-D Laplacian prior learned three ways.
 
-    python benchmarks/repro_laplacian_1d.py [--steps 3000]
+    python benchmarks/repro_laplacian_1d.py [--steps 2000] [--pm-steps 8000] [--lr-pm 1e-4]
 
 x ~ Laplace(0, 1), y = x + N(0, 1). The MAP denoiser is prox of |x| with noise variance 1,
 i.e. soft-thresholding at 1. We train the same 1-D LPN (scalars as 1x1 images) with
@@ -48,13 +48,16 @@ def fit(warmup: str, steps: int, pm_from: pl.LPN | None = None, lr_pm: float = 1
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=2000, help="steps of the L2 and L1 fits")
+    parser.add_argument("--pm-steps", dest="pm_steps", type=int, help="steps of the proximal-matching stage "
+                        "(default: --steps)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr-pm", dest="lr_pm", type=float, default=1e-4)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     models = {"L2": fit("l2", args.steps), "L1": fit("l1", args.steps)}
-    models["proximal matching"] = fit("l1", args.steps, pm_from=models["L1"], lr_pm=args.lr_pm)
+    pm_steps = args.pm_steps or args.steps
+    models["proximal matching"] = fit("l1", pm_steps, pm_from=models["L1"], lr_pm=args.lr_pm)
     y = torch.linspace(-3, 3, 601).view(-1, 1, 1, 1)
     soft = torch.sign(y) * (y.abs() - 1).clamp_min(0)
     x_grid = torch.linspace(-2, 2, 81).view(-1, 1, 1, 1)
@@ -68,7 +71,8 @@ def main() -> None:
                      "max_abs_R_minus_absx": float((r - x_grid.flatten().abs()).abs().max())}
         curves[name] = (f.flatten(), r)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "laplacian_1d.json").write_text(json.dumps({"steps": args.steps, "lr_pm": args.lr_pm, "arch": ARCH,
+    (RESULTS / "laplacian_1d.json").write_text(json.dumps({"steps": args.steps, "pm_steps": pm_steps,
+                                                          "lr_pm": args.lr_pm, "arch": ARCH,
                                                           "results": out}, indent=1))
     import matplotlib
 
