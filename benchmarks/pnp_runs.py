@@ -7,6 +7,7 @@ deblur: Gaussian blur 1 px, noise 0.02, 128^2 crops of the held-out coins / chel
 0.3, 1, 3 x the MAP lam and PGD at lam = ||A||^2 = 1, 100 iterations, no box.
 ct: Shepp-Logan + one held-out phantom (seed 50000), parallel-beam CT, sinogram noise 1,
 ADMM at the MAP lam with and without box (0, 1).
+``--dihedral`` wraps every prior in ``pl.DihedralPrior`` (average over the 8 orientations).
 Prints PSNR per image, iterations and the stop reason of every run.
 """
 
@@ -20,8 +21,9 @@ import pnp_lpn as pl
 from pnp_lpn.metrics import psnr
 
 
-def load(name: str):
-    return pl.load_prior(name) if name.endswith(".safetensors") else pl.load_pretrained(name)
+def load(name: str, dihedral: bool = False):
+    prior = pl.load_prior(name) if name.endswith(".safetensors") else pl.load_pretrained(name)
+    return pl.DihedralPrior(prior) if dihedral else prior
 
 
 def report(label: str, r, x) -> None:
@@ -29,7 +31,7 @@ def report(label: str, r, x) -> None:
     print(f"{label}: PSNR {scores}, {r.n_iter} iterations, {r.stop_reason}")
 
 
-def deblur(priors: list[str]) -> None:
+def deblur(priors: list[str], dihedral: bool) -> None:
     from pnp_lpn.training.datasets import validation_images
 
     x = torch.stack([im[:, :128, :128] for im in validation_images("natural-gray")])
@@ -37,14 +39,14 @@ def deblur(priors: list[str]) -> None:
     torch.manual_seed(0)
     y = op(x)
     for name in priors:
-        prior = load(name)
+        prior = load(name, dihedral)
         for f in (0.3, 1.0, 3.0):
             lam = 0.02**2 / 0.1**2 * f
             report(f"{name} admm lam={lam:.3g}", pl.solve(y, op, prior, method="admm", lam=lam, max_iter=100, tol=1e-5), x)
         report(f"{name} pgd lam=1", pl.solve(y, op, prior, method="pgd", lam=1.0, max_iter=100, tol=1e-5), x)
 
 
-def ct(priors: list[str], size: int, views: int, iters: int) -> None:
+def ct(priors: list[str], dihedral: bool, size: int, views: int, iters: int) -> None:
     from pnp_lpn.data import CT_SEEDS, ct_phantoms, shepp_logan
 
     x = torch.cat([shepp_logan(size), ct_phantoms(1, size, seed=CT_SEEDS["pnp-runs-benchmark"])[0][None]])
@@ -53,7 +55,7 @@ def ct(priors: list[str], size: int, views: int, iters: int) -> None:
     y = op(x)
     print(f"fbp: PSNR {[round(float(v), 2) for v in psnr(op.fbp(y).clamp(0, 1), x)]}")
     for name in priors:
-        prior = load(name)
+        prior = load(name, dihedral)
         for box in ((0.0, 1.0), None):
             r = pl.solve(y, op, prior, method="admm", max_iter=iters, tol=1e-4, box=box)
             report(f"{name} admm {'box' if box else 'no box'}", r, x)
@@ -67,9 +69,13 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=60)
     ap.add_argument("--iters", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dihedral", action="store_true", help="average each prior over the 8 orientations")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    deblur(args.priors) if args.task == "deblur" else ct(args.priors, args.size, args.views, args.iters)
+    if args.task == "deblur":
+        deblur(args.priors, args.dihedral)
+    else:
+        ct(args.priors, args.dihedral, args.size, args.views, args.iters)
 
 
 if __name__ == "__main__":
