@@ -335,3 +335,14 @@ def test_dihedral_prior_keeps_convexity_and_the_exact_regularizer():
     torch.testing.assert_close(ae(a * xs + b), a * ae(xs) + b, rtol=1e-5, atol=1e-5)
     with pytest.raises(TypeError, match="ProxPrior"):
         pl.DihedralPrior(torch.nn.Identity())
+
+
+def test_dihedral_prior_of_a_loaded_prior_is_in_eval_mode_and_keeps_no_graph():
+    """Like every loaded prior: repeated application (PnP) must not chain autograd graphs."""
+    prior = pl.DihedralPrior(pl.load_pretrained("lpn-mnist"))
+    assert not prior.training
+    z = torch.rand(1, 1, 16, 16)
+    for _ in range(3):
+        z = prior(z)
+    assert not z.requires_grad and z.grad_fn is None
+    assert pl.DihedralPrior(pl.LPN(**SMALL)).training  # a fresh (trainable) prior stays in training mode

@@ -31,7 +31,8 @@ class DihedralPrior(ProxPrior):
     """``base`` averaged over the 8 orientations: psi_D(x) = 1/8 sum_g psi_base(g x).
 
     :param base: any :class:`ProxPrior` (LPN, AE-LPN, a loaded checkpoint); its parameters
-        are shared, not copied. Save ``prior.base`` to keep the weights (the averaging has none).
+        are shared, not copied, and the wrapper starts in the base's train/eval mode. Save
+        ``prior.base`` to keep the weights (the averaging has none).
     """
 
     def __init__(self, base: ProxPrior):
@@ -39,6 +40,7 @@ class DihedralPrior(ProxPrior):
             raise TypeError(f"DihedralPrior averages an exact-prox prior (ProxPrior), got {type(base).__name__}")
         super().__init__(base.in_channels, base.sigma_train)
         self.base = base
+        self.train(base.training)  # a loaded (eval) prior stays in eval: no second-order graph per call
 
     def _potential(self, x: Tensor) -> Tensor:
         return torch.stack([self.base._potential(v) for v in dihedral_views(x)]).mean(0)
