@@ -3,7 +3,7 @@
 A method name is ``<family>-<solver>`` (``lpn-admm``, ``bm3d-admm``, ...) or ``fbp``.
 Families resolve per domain to a :func:`pnp_lpn.baselines.make_denoiser` name: ``lpn`` is
 ``lpn-natural-gray`` on natural images and ``lpn-ct`` on CT; ``aelpn`` exists for natural
-images only. A user prior file joins as a family of its own (``user_priors``, any domain).
+images only. A user prior file joins as a family of its own (:func:`user_families`, any domain).
 On a denoising task each family is applied once, as ``<family>`` with solver "denoise", at
 the true noise level.
 """
