@@ -18,11 +18,13 @@ import argparse
 import torch
 
 import pnp_lpn as pl
+from pnp_lpn.baselines import make_denoiser
 from pnp_lpn.metrics import psnr
 
 
 def load(name: str, dihedral: bool = False):
-    prior = pl.load_prior(name) if name.endswith(".safetensors") else pl.load_pretrained(name)
+    """A shipped prior name or a prior file, optionally averaged over the 8 orientations."""
+    prior = make_denoiser(name)
     return pl.DihedralPrior(prior) if dihedral else prior
 
 

@@ -33,12 +33,6 @@ RESULTS = Path(__file__).parent / "results"
 BASELINE_ROWS = {"bm3d": "BM3D (oracle sigma)", "dncnn": "DnCNN-17 blind, closest sigma (scico weights)"}
 
 
-def load(name: str):
-    import pnp_lpn as pl
-
-    return pl.load_prior(name) if name.endswith(".safetensors") else pl.load_pretrained(name)
-
-
 def noisy_copies(images: list[torch.Tensor], sigma: float, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [im[None] + sigma * torch.randn(im[None].shape, generator=g) for im in images]
@@ -85,9 +79,10 @@ def main() -> None:
     noisy = {s: noisy_copies(clean, s) for s in args.sigmas}
     rows = []
     from pnp_lpn import DihedralPrior
+    from pnp_lpn.baselines import make_denoiser
 
     for name in args.priors:
-        base = load(name)
+        base = make_denoiser(name)  # a shipped prior name or a prior file
         run = base.metadata.get("training", {})
         for prior, label in [(base, name)] + ([(DihedralPrior(base), f"{name} + D4 average")] if args.dihedral else []):
             row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}
@@ -96,8 +91,6 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row))
     for name in args.baselines:
-        from pnp_lpn.baselines import make_denoiser
-
         denoiser = make_denoiser(name)
         row = {"prior": BASELINE_ROWS[name]}
         row.update({f"psnr@{s}": mean_psnr(lambda y, s=s: denoiser(y, s), noisy[s], clean) for s in args.sigmas})
