@@ -11,6 +11,14 @@ For every prior (a shipped name or a checkpoint path) on the validation images o
   whose minimisers are natural images keeps clean images nearly fixed; a prior whose R is
   unbounded below off the data walks away from them, and long PnP runs then drift too.
 
+- intensity offsets: PSNR of f(y + c) - c at sigma 0.1 for c = -0.5 and +0.5 (a prior that
+  extrapolates sanely outside the [0, 1] training intensities loses little there), and the
+  *constant-image basin*: mean R(f(y)) per pixel at the denoised images minus the lowest
+  R(f(c 1)) per pixel over constants c in [-2, 2]. Constants are the flattest images, so a
+  sane R puts them slightly below natural images (a basin of ~0.001-0.01 per pixel); a
+  basin of order 1 or more means R has minimisers far outside the image range, which PnP
+  iterates reach where the data leave many directions free (compressed sensing).
+
 ``--baselines`` adds reference rows for the PSNR columns, each given the true sigma: ``bm3d``
 (the classical bar) and ``dncnn`` (scico's pretrained 17-layer blind DnCNN closest to sigma,
 trained on 400 BSD images: what an unconstrained network reaches on these images). Outputs
@@ -60,6 +68,17 @@ def drift(prior, clean: list[torch.Tensor], iterates: list[int]) -> dict[int, fl
     return out
 
 
+@torch.no_grad()
+def offset_scores(prior, noisy: list[torch.Tensor], clean: list[torch.Tensor]) -> dict[str, float]:
+    """PSNR of f(y + c) - c for c = -0.5, +0.5 and the constant-image basin (module docstring)."""
+    row = {f"shift {c:+g}": mean_psnr(lambda y, c=c: prior(y + c) - c, noisy, clean) for c in (-0.5, 0.5)}
+    at_images = sum(float(prior.prox_with_regularizer(y)[1]) / y.numel() for y in noisy) / len(noisy)
+    consts = torch.linspace(-2, 2, 17).view(-1, 1, 1, 1) * torch.ones(1, clean[0].shape[0], 64, 64)
+    at_consts = prior.prox_with_regularizer(consts)[1] / consts[0].numel()
+    row["R basin/px"] = at_images - float(at_consts.min())
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="natural-gray", help="named dataset whose validation images are used")
@@ -88,6 +107,7 @@ def main() -> None:
             row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}
             row.update({f"psnr@{s}": mean_psnr(prior, noisy[s], clean) for s in args.sigmas})
             row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
+            row.update(offset_scores(prior, noisy[0.1] if 0.1 in noisy else noisy_copies(clean, 0.1), clean))
             rows.append(row)
             print(json.dumps(row))
     for name in args.baselines:

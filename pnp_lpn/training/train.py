@@ -53,6 +53,7 @@ class TrainConfig:
     lr_l1: float = 1e-3
     lr_pm: float = 1e-4
     anneal_warmup: bool = False
+    intensity_shift: float = 0.0
     gamma_factor: float = 0.08
     gamma_multipliers: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)
     seed: int = 0
@@ -65,6 +66,16 @@ class TrainConfig:
             return torch.full((batch, 1, 1, 1), self.sigma)
         lo, hi = self.sigma_range
         return self.sigma * (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=g))
+
+    def shift_intensities(self, x: Tensor, g: torch.Generator) -> Tensor:
+        """x + c with one offset c ~ U[-s, s] per sample, s = ``intensity_shift`` (x unchanged,
+        and nothing drawn from ``g``, when s = 0). The pair becomes (x + c, x + c + noise): the
+        prior learns f(v + c 1) ~ f(v) + c 1 over that range instead of extrapolating freely
+        outside the [0, 1] training intensities (docs/training.md, "Intensity offsets")."""
+        if self.intensity_shift == 0:
+            return x
+        c = torch.rand(x.shape[0], *([1] * (x.ndim - 1)), generator=g) * 2 - 1
+        return x + self.intensity_shift * c
 
     @property
     def l1_steps(self) -> int:
@@ -210,7 +221,7 @@ def train(
     with _StopOnSignal() as stop:
         for step in bar:
             g = torch.Generator().manual_seed(cfg.seed * 1_000_000_007 + step * 1009 + rank)
-            x = data.sample(cfg.batch_size, g)
+            x = cfg.shift_intensities(data.sample(cfg.batch_size, g), g)
             y = x + cfg.noise_levels(x.shape[0], g) * torch.randn(x.shape, generator=g)
             x, y = x.to(device), y.to(device)
             kind, lr, gamma = cfg.phase(step, sample_shape)
