@@ -99,6 +99,16 @@ def test_a_user_prior_file_is_benchmarked_like_the_shipped_one(tmp_path):
         TINY.with_overrides(methods=("mine-admm",))  # not registered
 
 
+def test_a_prior_file_without_training_level_gets_the_generic_lam_centre(tmp_path):
+    import pnp_lpn as pl
+
+    path = pl.save_prior(pl.LPN(1, channels=(4,), depth=1), tmp_path / "bare.safetensors")  # no sigma_train
+    priors = (("bare", str(path)),)
+    task = TASKS["cs-4"]
+    split = make_split(task, natural_crops(("coins",), 32, 1), "val")
+    assert default_lam(parse_method("bare-admm", priors), task, split) == pytest.approx(task.noise_sigma**2 / 0.1**2)
+
+
 def test_config_validation_and_presets():
     assert set(PRESETS) == {"quick", "full"} and set(PRESETS["full"].tasks) == set(TASKS)
     with pytest.raises(ValueError, match="unknown"):

@@ -46,13 +46,17 @@ def test_solve_ct_needs_size(tmp_path):
 def test_train_seed_fixes_the_initial_weights_too(tmp_path, capsys):
     from pnp_lpn.checkpoint import load_tensors
 
-    def run(seed, name):
+    from pnp_lpn.checkpoint import read_metadata
+
+    def run(seed, name, *extra):
         out = tmp_path / name
         assert main(["train", "--preset", "natural-gray", "--steps", "1", "--batch-size", "2", "--seed", str(seed),
-                     "--out", str(out)]) == 0
+                     "--out", str(out), *extra]) == 0
         return load_tensors(out / "prior.safetensors", "model.")
 
     a, b, c = run(3, "a"), run(3, "b"), run(4, "c")  # same process: the global RNG has moved between runs
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
+    run(3, "d", "--intensity-shift", "0.25")
+    assert read_metadata(tmp_path / "d" / "prior.safetensors")["training"]["config"]["intensity_shift"] == 0.25
     assert "validation PSNR" in capsys.readouterr().out

@@ -25,6 +25,6 @@ def test_ct_phantoms_reproducible_from_seed_and_distinct_across_seeds():
 
 
 def test_held_out_images_are_not_training_images():
-    training = set(datasets.NATURAL_GRAY + datasets.NATURAL_COLOR + [s.split(".")[0] for s in datasets.SKLEARN_COLOR])
+    training = datasets.training_image_names()
     assert not training & set(data.HELD_OUT_NATURAL)
     assert datasets.VALIDATION == list(data.HELD_OUT_NATURAL)

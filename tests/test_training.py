@@ -115,6 +115,9 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path):
     assert len(hist.loss) == 6
     for k, v in reference.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[k], v, rtol=0, atol=0)
+    # built without sigma_train, the prior now records the training level, and so do its files
+    assert resumed.sigma_train == 0.1
+    assert read_metadata(tmp_path / "b" / "checkpoint.safetensors")["config"]["sigma_train"] == 0.1
 
 
 def test_run_can_be_lengthened_when_the_steps_done_keep_their_schedule(tmp_path):

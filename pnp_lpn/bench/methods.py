@@ -115,10 +115,11 @@ class Outcome:
 
 def default_lam(method: Method, task: Task, split: Split) -> float:
     """The centre of the lam grid: the value ``solve`` uses when lam is None, i.e.
-    noise^2 / sigma_train^2 (sigma_train = 0.1 for generic denoisers), raised to ||A||^2
+    noise^2 / sigma_train^2 (sigma_train = 0.1 for generic denoisers and for prior files
+    without a recorded training level), raised to ||A||^2
     for PGD (descent guarantee)."""
     prior = make_denoiser(denoiser_name(method, task))
-    lam = task.noise_sigma**2 / getattr(prior, "sigma_train", GENERIC_SIGMA) ** 2
+    lam = task.noise_sigma**2 / (getattr(prior, "sigma_train", None) or GENERIC_SIGMA) ** 2
     if method.solver == "pgd":
         lam = max(lam, operator_norm_sq(split.operator(), split.x))
     return lam

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..operators import CompressedSensing, GaussianBlur, ParallelBeamCT
-from ..training.datasets import NATURAL_COLOR, NATURAL_GRAY, SKLEARN_COLOR, VALIDATION
+from ..training.datasets import VALIDATION, training_image_names
 from ..data import CT_SEEDS, ct_phantoms, natural_image, shepp_logan
 
 CT_VAL_SEED, CT_TEST_SEED = CT_SEEDS["bench-validation"], CT_SEEDS["bench-test"]
@@ -90,7 +90,7 @@ def crop_positions(extent: int, size: int, n: int) -> list[int]:
 def natural_crops(names: tuple[str, ...], size: int, n: int) -> Tensor:
     """n crops (n, 1, size, size) taken round-robin from the named held-out images, along
     each image's diagonal."""
-    used = sorted(set(names) & set(NATURAL_GRAY + NATURAL_COLOR + [s.split(".")[0] for s in SKLEARN_COLOR]))
+    used = sorted(set(names) & training_image_names())
     if used:
         raise ValueError(f"{used} are training images of the shipped priors; benchmark on the held-out "
                          f"images {', '.join(VALIDATION)}")

@@ -16,6 +16,10 @@ from ..data import CT_SEEDS, HELD_OUT_NATURAL, ct_phantoms
 NATURAL_GRAY = ["camera", "moon", "brick", "grass", "gravel", "text", "page", "clock", "cell"]
 NATURAL_COLOR = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"]
 SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
+#: PyWavelets' grey photos (an aerial view, people on a staircase) and matplotlib's sample
+#: portrait (colour): more photographic content next to the textures and documents above
+PYWT_GRAY = ["aero", "ascent"]
+MATPLOTLIB_COLOR = ["grace_hopper.jpg"]
 #: held out from training and used for validation PSNR only
 VALIDATION = list(HELD_OUT_NATURAL)
 #: number of random phantoms (seed 0) behind the "ct" datasets
@@ -40,6 +44,26 @@ def _load_sklearn(name: str) -> np.ndarray:
     return load_sample_image(name)
 
 
+def _load_pywt(name: str) -> np.ndarray:
+    import pywt.data
+
+    return getattr(pywt.data, name)()
+
+
+def _load_matplotlib(name: str) -> np.ndarray:
+    import matplotlib
+    import matplotlib.image
+    from pathlib import Path
+
+    return matplotlib.image.imread(Path(matplotlib.get_data_path()) / "sample_data" / name)
+
+
+def training_image_names() -> set[str]:
+    """Names (without file extension) of every natural image a training sampler may draw."""
+    files = SKLEARN_COLOR + MATPLOTLIB_COLOR
+    return set(NATURAL_GRAY + NATURAL_COLOR + PYWT_GRAY) | {f.split(".")[0] for f in files}
+
+
 def _to_tensor(img: np.ndarray, gray: bool) -> Tensor:
     """uint8 (H, W) or (H, W, 3) -> float32 (C, H, W) in [0, 1]; ITU-R 601 luma for grey."""
     a = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0)
@@ -53,7 +77,8 @@ def _to_tensor(img: np.ndarray, gray: bool) -> Tensor:
 
 
 def natural_images(split: str = "train", gray: bool = True) -> list[Tensor]:
-    """Natural images from scikit-image / scikit-learn as (C, H, W) tensors in [0, 1].
+    """Natural images from scikit-image, scikit-learn, PyWavelets and matplotlib as (C, H, W)
+    tensors in [0, 1].
 
     :param split: "train" (all but the validation images) or "val" (``VALIDATION``).
     :param gray: luma images (C=1) or colour (C=3; grey sources are skipped).
@@ -65,6 +90,8 @@ def natural_images(split: str = "train", gray: bool = True) -> list[Tensor]:
     imgs = [_to_tensor(_load_skimage(n), gray) for n in (NATURAL_GRAY if gray else [])]
     imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
     imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
+    imgs += [_to_tensor(_load_pywt(n), gray) for n in (PYWT_GRAY if gray else [])]
+    imgs += [_to_tensor(_load_matplotlib(n), gray) for n in MATPLOTLIB_COLOR]
     return imgs
 
 

@@ -176,6 +176,9 @@ def train(
 ) -> TrainHistory:
     """Train ``prior`` by L1 warm-up then staged proximal matching; see the module docstring.
 
+    A prior built without ``sigma_train`` gets ``config.sigma`` (stored in its checkpoints and
+    used by :func:`pnp_lpn.solve` for its default lam).
+
     :param data: a :class:`PatchSampler` (use :func:`pnp_lpn.training.make_sampler` for a
         tensor of patches or a named dataset).
     :param config: hyper-parameters; keyword ``overrides`` replace single fields
@@ -192,6 +195,8 @@ def train(
         raise ValueError(f"warmup_loss must be one of {sorted(WARMUP_LOSSES)}, got {cfg.warmup_loss!r}")
     if data.channels != prior.in_channels:
         raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
+    if prior.sigma_train is None:  # the prior records the level it was trained at (solve's default lam)
+        prior.sigma_train = cfg.sigma
     rank, world = _rank_world()
     device = next(prior.parameters()).device
     opt = torch.optim.Adam(prior.parameters(), lr=cfg.lr_l1)
@@ -256,7 +261,10 @@ def train(
 
 def _check_architecture(path: Path, prior: ProxPrior) -> dict:
     meta = read_metadata(path)
-    if meta["architecture"] != type(prior).__name__ or stored_config(meta) != prior.config():
+    def architecture(config: dict) -> dict:  # sigma_train is metadata, not architecture
+        return {k: v for k, v in config.items() if k != "sigma_train"}
+
+    if meta["architecture"] != type(prior).__name__ or architecture(stored_config(meta)) != architecture(prior.config()):
         raise ValueError(f"{path} holds a {meta['architecture']} {meta['config']}, not {prior.config()}; "
                          "use another out_dir or the same architecture")
     return meta
