@@ -18,7 +18,8 @@ def _train(args: argparse.Namespace) -> int:
     from .training.train import train
 
     preset = PRESETS[args.preset]
-    overrides = {k: getattr(args, k) for k in ("steps", "batch_size", "sigma", "seed", "intensity_shift") if getattr(args, k) is not None}
+    fields = ("steps", "batch_size", "sigma", "seed", "intensity_shift", "intensity_scale")
+    overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     config = replace(preset.config, **overrides)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--intensity-shift", dest="intensity_shift", type=float,
                    help="per-sample intensity offsets in [-s, s] added to the training pairs")
+    p.add_argument("--intensity-scale", dest="intensity_scale", type=float,
+                   help="per-sample contrast factors in [1 - r, 1 + r] applied to the training pairs")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--init", help="start from the weights of this checkpoint (same architecture)")
     p.set_defaults(func=_train)

@@ -28,3 +28,10 @@ def test_held_out_images_are_not_training_images():
     training = datasets.training_image_names()
     assert not training & set(data.HELD_OUT_NATURAL)
     assert datasets.VALIDATION == list(data.HELD_OUT_NATURAL)
+
+
+def test_natural_gray_0_4_is_the_earlier_photo_set():
+    new, old = datasets.make_sampler("natural-gray"), datasets.make_sampler("natural-gray-0.4")
+    assert len(old.images) == 17 and len(new.images) == 20
+    assert all(torch.equal(a, b) for a, b in zip(old.images, new.images))  # the three extra come last
+    assert {tuple(im.shape) for im in new.images[17:]} == {(1, 512, 512), (1, 600, 512)}

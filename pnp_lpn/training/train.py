@@ -54,6 +54,7 @@ class TrainConfig:
     lr_pm: float = 1e-4
     anneal_warmup: bool = False
     intensity_shift: float = 0.0
+    intensity_scale: float = 0.0
     gamma_factor: float = 0.08
     gamma_multipliers: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)
     seed: int = 0
@@ -67,15 +68,18 @@ class TrainConfig:
         lo, hi = self.sigma_range
         return self.sigma * (lo + (hi - lo) * torch.rand(batch, 1, 1, 1, generator=g))
 
-    def shift_intensities(self, x: Tensor, g: torch.Generator) -> Tensor:
-        """x + c with one offset c ~ U[-s, s] per sample, s = ``intensity_shift`` (x unchanged,
-        and nothing drawn from ``g``, when s = 0). The pair becomes (x + c, x + c + noise): the
-        prior learns f(v + c 1) ~ f(v) + c 1 over that range instead of extrapolating freely
-        outside the [0, 1] training intensities (docs/training.md, "Intensity offsets")."""
-        if self.intensity_shift == 0:
-            return x
-        c = torch.rand(x.shape[0], *([1] * (x.ndim - 1)), generator=g) * 2 - 1
-        return x + self.intensity_shift * c
+    def intensity_transform(self, x: Tensor, g: torch.Generator) -> Tensor:
+        """a x + c per sample, a ~ U[1 - r, 1 + r] (r = ``intensity_scale``) and c ~ U[-s, s]
+        (s = ``intensity_shift``); nothing is drawn from ``g`` for a zero r or s (x unchanged
+        when both are 0). The pair becomes (a x + c, a x + c + noise): the prior learns to
+        denoise over that range of levels and contrasts instead of extrapolating freely outside
+        the [0, 1] training intensities (docs/training.md, "Intensity offsets")."""
+        shape = (x.shape[0], *([1] * (x.ndim - 1)))
+        if self.intensity_scale:
+            x = x * (1 + self.intensity_scale * (torch.rand(shape, generator=g) * 2 - 1))
+        if self.intensity_shift:
+            x = x + self.intensity_shift * (torch.rand(shape, generator=g) * 2 - 1)
+        return x
 
     @property
     def l1_steps(self) -> int:
@@ -226,7 +230,7 @@ def train(
     with _StopOnSignal() as stop:
         for step in bar:
             g = torch.Generator().manual_seed(cfg.seed * 1_000_000_007 + step * 1009 + rank)
-            x = cfg.shift_intensities(data.sample(cfg.batch_size, g), g)
+            x = cfg.intensity_transform(data.sample(cfg.batch_size, g), g)
             y = x + cfg.noise_levels(x.shape[0], g) * torch.randn(x.shape, generator=g)
             x, y = x.to(device), y.to(device)
             kind, lr, gamma = cfg.phase(step, sample_shape)
