@@ -3,8 +3,10 @@
 ``natural-gray`` trains at the fixed noise level sigma with an L2 warm-up (80 % of the steps)
 before proximal matching: on held-out images that reached 28.8 dB at sigma 0.1 where the L1
 warm-up stalled at 27.8-28.0 dB whatever the width, depth or steps (docs/training.md). Since
-0.5 its pairs carry intensity offsets in [-0.5, 0.5] (``intensity_shift``), which removed the
-deep basin of R below the image range that made compressed-sensing runs collapse.
+0.5 its pairs carry intensity offsets in [-0.5, 0.5] and contrast factors in [0.5, 1.5]
+(``intensity_shift``, ``intensity_scale``), which removed the deep basin of R below the image
+range that made compressed-sensing runs collapse and most of the contrast growth under
+repeated application (docs/training.md, "Intensity offsets").
 ``natural-gray-mixed`` (the 0.2 recipe) gives up 0.9 dB there but stays usable where PnP
 iterates carry stronger artefacts (compressed sensing, noise 2x the training level). The
 other presets draw a per-sample noise level uniformly in [0, 2 sigma] (``sigma_range``) with
@@ -43,7 +45,7 @@ PRESETS: dict[str, Preset] = {
         "proximal matching",
         LPN, dict(in_channels=1), "natural-gray", 40,
         TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2", l1_fraction=0.8, batch_size=32,
-                    intensity_shift=0.5, val_every=250, ckpt_every=250),
+                    intensity_shift=0.5, intensity_scale=0.5, val_every=250, ckpt_every=250),
     ),
     "natural-gray-mixed": Preset(
         "LPN for grey natural images, noise mixed in [0, 0.2] (scikit-image/scikit-learn photos), L1 warm-up "
