@@ -44,9 +44,7 @@ def test_solve_ct_needs_size(tmp_path):
 
 
 def test_train_seed_fixes_the_initial_weights_too(tmp_path, capsys):
-    from pnp_lpn.checkpoint import load_tensors
-
-    from pnp_lpn.checkpoint import read_metadata
+    from pnp_lpn.checkpoint import load_tensors, read_metadata
 
     def run(seed, name, *extra):
         out = tmp_path / name

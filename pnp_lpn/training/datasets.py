@@ -7,6 +7,8 @@ patches (with flips and 90-degree rotations). Batches are drawn from a generator
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -55,7 +57,6 @@ def _load_pywt(name: str) -> np.ndarray:
 def _load_matplotlib(name: str) -> np.ndarray:
     import matplotlib
     import matplotlib.image
-    from pathlib import Path
 
     return matplotlib.image.imread(Path(matplotlib.get_data_path()) / "sample_data" / name)
 

@@ -7,8 +7,8 @@ warm-up stalled at 27.8-28.0 dB whatever the width, depth or steps (docs/trainin
 (``intensity_shift``, ``intensity_scale``), which removed the deep basin of R below the image
 range that made compressed-sensing runs collapse and most of the contrast growth under
 repeated application (docs/training.md, "Intensity offsets").
-``natural-gray-mixed`` (the 0.2 recipe) gives up 0.9 dB there but stays usable where PnP
-iterates carry stronger artefacts (compressed sensing, noise 2x the training level). The
+``natural-gray-mixed`` (the 0.2 recipe, on the 17 photos of ``natural-gray-0.4``) gives up
+0.9 dB there but stays usable at noise up to 2x the training level. The
 other presets draw a per-sample noise level uniformly in [0, 2 sigma] (``sigma_range``) with
 the default L1 warm-up. The LPN presets use the LPN default ``quadratic_kernel=5`` (learned
 quadratic term), which is what made long PnP runs stable.

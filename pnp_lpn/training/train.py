@@ -263,12 +263,15 @@ def train(
     return hist
 
 
+def _architecture(config: dict) -> dict:
+    """A prior's constructor arguments without ``sigma_train`` (metadata, not architecture)."""
+    return {k: v for k, v in config.items() if k != "sigma_train"}
+
+
 def _check_architecture(path: Path, prior: ProxPrior) -> dict:
     meta = read_metadata(path)
-    def architecture(config: dict) -> dict:  # sigma_train is metadata, not architecture
-        return {k: v for k, v in config.items() if k != "sigma_train"}
-
-    if meta["architecture"] != type(prior).__name__ or architecture(stored_config(meta)) != architecture(prior.config()):
+    same = _architecture(stored_config(meta)) == _architecture(prior.config())
+    if meta["architecture"] != type(prior).__name__ or not same:
         raise ValueError(f"{path} holds a {meta['architecture']} {meta['config']}, not {prior.config()}; "
                          "use another out_dir or the same architecture")
     return meta
