@@ -37,6 +37,8 @@ def add_solve_parser(sub) -> argparse.ArgumentParser:
                         "prox with a monitored objective; ~+0.2 dB denoising, 8x the cost per iteration)")
     p.add_argument("--method", choices=("admm", "pgd"), default="admm")
     p.add_argument("--lam", type=float, help="regularisation weight (default: noise^2 / prior sigma^2)")
+    p.add_argument("--step", type=float, help="data step tau (PGD step, 1/ADMM penalty; default 1/lam); below "
+                   "1/lam the prior step is the exact prox of (tau lam) R, several prior calls each")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--tol", type=float, default=1e-5)
     p.add_argument("--out", default="solve_out", help="output folder")
@@ -101,7 +103,7 @@ def run_solve(args: argparse.Namespace) -> int:
     else:
         y = torch.from_numpy(data).reshape(1, *op.meas_shape)
     result = solve(y, op, _prior(args.prior, args.dihedral), method=args.method, lam=args.lam, max_iter=args.iters,
-                   tol=args.tol, progress=True)
+                   tol=args.tol, progress=True, step=args.step)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     x = result.x[0, 0].clamp(0, 1).cpu().numpy()
@@ -109,7 +111,7 @@ def run_solve(args: argparse.Namespace) -> int:
     from skimage.io import imsave
 
     imsave(out / "x.png", (x * 255).round().astype(np.uint8), check_contrast=False)
-    (out / "history.json").write_text(json.dumps({"lam": result.lam, "method": result.method,
+    (out / "history.json").write_text(json.dumps({"lam": result.lam, "step": result.step, "method": result.method,
                                                    "stop_reason": result.stop_reason, "notes": result.notes,
                                                    "history": result.history}, indent=1))
     _convergence_plot(result, out / "convergence.png")

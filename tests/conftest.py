@@ -45,3 +45,18 @@ class QuadraticPrior(ProxPrior):
 
     def config(self):
         return {"mu": self.mu}
+
+
+class SoftThresholdPrior(ProxPrior):
+    """psi(v) = sum 1/2 (|v| - 1)_+^2: f(v) = soft(v, 1) = prox of R(x) = ||x||_1, so the prox
+    of t R is soft(v, t) and R(z) = ||z||_1 exactly (closed forms for the tests)."""
+
+    def _potential(self, x):
+        return 0.5 * (x.abs() - 1).clamp_min(0).pow(2).flatten(1).sum(1)
+
+    def config(self):
+        return {}
+
+
+def soft(v, t):
+    return torch.sign(v) * (v.abs() - t).clamp_min(0)

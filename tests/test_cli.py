@@ -22,7 +22,7 @@ def test_demo_runs_small(tmp_path, capsys):
     assert "FBP" in out and "PSNR" in out and (tmp_path / "ct_demo.png").exists()
 
 
-@pytest.mark.parametrize("extra", [[], ["--dihedral"]])
+@pytest.mark.parametrize("extra", [[], ["--dihedral"], ["--method", "pgd", "--step", "1"]])
 def test_solve_simulated_blur(tmp_path, capsys, extra):
     from skimage.data import camera
 
@@ -33,6 +33,8 @@ def test_solve_simulated_blur(tmp_path, capsys, extra):
     assert main(args) == 0
     hist = json.loads((tmp_path / "out" / "history.json").read_text())
     assert len(hist["history"]["objective"]) == 3 and (tmp_path / "out" / "x.png").exists()
+    if "--step" in extra:  # PGD at the MAP lam with the exact prox of (step lam) R
+        assert hist["step"] == 1.0 and hist["lam"] < 1 and "inner solver iterations" in hist["notes"][-1]
     assert "PSNR" in capsys.readouterr().out
 
 

@@ -6,7 +6,7 @@ import torch
 import pnp_lpn as pl
 from pnp_lpn.priors.convex_net import NonNegConv2d
 
-from conftest import randomize
+from conftest import SoftThresholdPrior, randomize, soft
 
 SMALL = dict(channels=(8, 12, 16), depth=2)
 
@@ -346,3 +346,41 @@ def test_dihedral_prior_of_a_loaded_prior_is_in_eval_mode_and_keeps_no_graph():
         z = prior(z)
     assert not z.requires_grad and z.grad_fn is None
     assert pl.DihedralPrior(pl.LPN(**SMALL)).training  # a fresh (trainable) prior stays in training mode
+
+
+@pytest.mark.parametrize("t", [1.0, 0.6, 0.2, 0.03])
+def test_scaled_prox_is_soft_threshold_for_the_l1_prior(t):
+    """prox of t ||.||_1 is soft(v, t): an independent closed form for every t."""
+    prior = SoftThresholdPrior(1).double()
+    v = 3 * torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    res = prior.scaled_prox_with_regularizer(v, t, tol=1e-10)
+    torch.testing.assert_close(res.z, soft(v, t), atol=1e-8, rtol=0)
+    torch.testing.assert_close(res.reg, res.z.abs().flatten(1).sum(1), atol=1e-7, rtol=0)
+    assert (res.residual <= 1e-8).all()
+
+
+def test_scaled_prox_of_an_lpn_minimises_its_objective():
+    """For a random LPN (non-convex R): z = prox_{tR}(v) has R(z) equal to the inversion-based
+    R (an independent path), t R(z) + 1/2 ||z - v||^2 is below its value at perturbed points,
+    t = 1 is the plain prox, and a warm start reaches the same point."""
+    prior = randomize(pl.LPN(1, channels=(6, 8), depth=2, alpha=0.1)).double().eval()
+    v = torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    t = 0.3
+    res = prior.scaled_prox_with_regularizer(v, t, tol=1e-9)
+    assert res.n_iter > 0 and (res.residual <= 1e-9).all()
+    reg = prior.regularizer(res.z, tol=1e-9)
+    torch.testing.assert_close(res.reg, reg, atol=1e-6, rtol=1e-6)
+
+    def objective(z):
+        return t * prior.regularizer(z, tol=1e-9) + 0.5 * (z - v).flatten(1).pow(2).sum(1)
+
+    base = objective(res.z)
+    for scale in (1e-2, 1e-1):
+        d = scale * torch.randn_like(v)
+        assert (objective(res.z + d) > base).all()
+    torch.testing.assert_close(prior.scaled_prox_with_regularizer(v, 1.0).z, prior(v))
+    warm = prior.scaled_prox_with_regularizer(v, t, w0=res.w + 0.01, tol=1e-9)
+    torch.testing.assert_close(warm.z, res.z, atol=1e-7, rtol=0)
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="0 < t <= 1"):
+            prior.scaled_prox_with_regularizer(v, bad)

@@ -10,7 +10,7 @@ import scipy.sparse.linalg as sla
 import torch
 
 import pnp_lpn as pl
-from conftest import QuadraticPrior, randomize
+from conftest import QuadraticPrior, SoftThresholdPrior, randomize, soft
 
 
 def blur_physics(n=16, sigma=(1.0, 1.0), noise=0.0, dtype=torch.float64):
@@ -57,6 +57,49 @@ def test_pgd_objective_never_increases_with_lpn():
     assert res.n_iter == 60
     assert (obj[1:] <= obj[:-1] + 1e-10 * obj[:-1].abs()).all()
     assert obj[-1].sum() < obj[0].sum()
+
+
+def ista(physics, y, lam, n_iter=5000):
+    """Independent reference for the LASSO 1/2 ||Ax - y||^2 + lam ||x||_1: plain ISTA, step 1
+    (||A|| = 1 for a normalised blur)."""
+    x = physics.A_adjoint(y)
+    for _ in range(n_iter):
+        x = soft(x - physics.A_adjoint(physics.A(x) - y), lam)
+    return x
+
+
+@pytest.mark.parametrize("method,step", [("pgd", 1.0), ("admm", None), ("admm", 1.0), ("admm", 4.0)])
+def test_l1_prior_with_any_step_reaches_the_lasso_minimiser(method, step):
+    """The prior step prox_{step lam R} (exact scaled prox when step < 1/lam) makes every
+    variant converge to the same LASSO minimiser, computed independently by ISTA."""
+    physics = blur_physics(sigma=(0.6, 0.6))  # well conditioned: ISTA converges in a few hundred steps
+    y = physics.A(soft(torch.randn(2, 1, 16, 16, dtype=torch.float64), 1.0)) + 0.01 * torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    lam = 0.05
+    ref = ista(physics, y, lam, n_iter=3000)
+    res = pl.solve(y, physics, SoftThresholdPrior(1), method=method, lam=lam, step=step, max_iter=1000, tol=1e-10)
+    err = (res.x - ref).norm() / ref.norm()
+    assert err < 1e-4, f"{method}, step {step}: relative error {err:.2e} ({res.stop_reason})"
+    assert res.step == pytest.approx(1 / lam if step is None else step)
+    assert any("inner solver iterations" in n for n in res.notes) == (step is not None)
+    if method == "pgd":
+        obj = res.per_sample["objective"]
+        assert (obj[1:] <= obj[:-1] + 1e-10 * obj[:-1].abs()).all()
+
+
+def test_pgd_with_short_step_descends_at_small_lam_with_lpn():
+    """lam far below ||A||^2: the default step 1/lam warns; step = 1/||A||^2 uses the exact
+    prox of (step lam) R and the objective never increases."""
+    prior = randomize(pl.LPN(1, channels=(8, 12, 16), depth=2, alpha=0.1)).double().eval()
+    physics = blur_physics(sigma=(1.5, 1.5))
+    y = physics.A(torch.rand(2, 1, 16, 16, dtype=torch.float64)) + 0.02 * torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    with pytest.warns(UserWarning, match="descent is not guaranteed"):
+        pl.solve(y, physics, prior, method="pgd", lam=0.05, max_iter=2)
+    res = pl.solve(y, physics, prior, method="pgd", lam=0.05, step=1.0, max_iter=30, tol=0)
+    obj = res.per_sample["objective"]
+    assert res.n_iter == 30
+    assert (obj[1:] <= obj[:-1] + 1e-9 * obj[:-1].abs()).all()
+    with pytest.raises(ValueError, match="step <= 1/lam"):
+        pl.solve(y, physics, prior, method="pgd", lam=0.05, step=30.0, max_iter=2)
 
 
 def test_admm_residuals_vanish_and_history_is_complete():
@@ -119,6 +162,9 @@ def test_generic_denoiser_lam_from_its_noise_level():
     res = pl.solve(y, physics, Recorder(), denoiser_sigma=0.05, max_iter=2)
     assert res.lam == pytest.approx(0.02**2 / 0.05**2)
     assert seen and all(s == pytest.approx(0.05) for s in seen)
+    seen.clear()  # an explicit step: the denoiser runs at noise_sigma sqrt(step)
+    pl.solve(y, physics, Recorder(), lam=0.1, step=4.0, max_iter=2)
+    assert seen and all(s == pytest.approx(0.02 * 2.0) for s in seen)
     with pytest.raises(ValueError, match="denoiser_sigma"):
         pl.solve(y, physics, Recorder(), max_iter=2)
 

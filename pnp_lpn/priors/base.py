@@ -6,6 +6,8 @@ operator of some function R: f = prox_R. Everything below follows from psi alone
 - prox:                f(v) = grad psi(v)                       (one backward pass)
 - R at a prox output:  R(f(v)) = <v, f(v)> - 1/2 ||f(v)||^2 - psi(v)   (up to a constant)
 - R at any x:          find v with f(v) = x, i.e. minimise psi(v) - <x, v>, then as above.
+- prox of t R, 0<t<=1: f(w) with (1 - t) f(w) + t w = v, i.e. w minimises the strongly convex
+                       (1 - t) psi(w) + t/2 ||w||^2 - <v, w>  (docs/maths.md, "Scaled prox").
 
 Subclasses implement :meth:`_potential` (x -> psi(x) of shape (B,)) and keep their
 constrained parameters in modules with a ``project()`` method.
@@ -22,6 +24,19 @@ from torch import Tensor
 from .._checks import check_image
 from .convex_net import NonNegConv2d
 from .inversion import invert_gradient
+
+
+@dataclass
+class ScaledProx:
+    """prox_{tR}(v) from :meth:`ProxPrior.scaled_prox_with_regularizer`: ``z`` (same shape as v),
+    ``reg`` = R(z) (B,), the point ``w`` with z = f(w), the RMS residual (B,) of
+    (1 - t) f(w) + t w = v, and the number of solver iterations ``n_iter``."""
+
+    z: Tensor
+    reg: Tensor
+    w: Tensor
+    residual: Tensor
+    n_iter: int
 
 
 @dataclass
@@ -103,6 +118,36 @@ class ProxPrior(Denoiser):
         if return_result:
             return RegularizerResult(value, inv.v, inv.residual, inv.n_iter)
         return value
+
+    def scaled_prox_with_regularizer(
+        self, v: Tensor, t: float, w0: Tensor | None = None, tol: float = 1e-4, max_iter: int = 500
+    ) -> ScaledProx:
+        """prox_{tR}(v) = argmin_x t R(x) + 1/2 ||x - v||^2 for 0 < t <= 1, and R there.
+
+        Writing x = f(w), the gradient of t R(f(w)) + 1/2 ||f(w) - v||^2 in w is
+        H(w) (t (w - f(w)) + f(w) - v) with H = hess psi > 0, so the prox is z = f(w) for the
+        w solving (1 - t) f(w) + t w = v: the minimiser of the strongly convex
+        (1 - t) psi(w) + t/2 ||w||^2 - <v, w>, found by the L-BFGS of :meth:`regularizer`
+        from ``w0`` (default v; pass the previous w inside an iteration). Exact up to ``tol``
+        (RMS residual of that equation) for non-convex R as well (docs/maths.md). t = 1 is
+        the plain prox f(v) without a solve; smaller t costs more prior evaluations (t -> 0
+        is the inversion behind :meth:`regularizer`).
+        """
+        v = self._check(v)
+        if not 0.0 < float(t) <= 1.0:
+            raise ValueError(f"the prox of t R is available for 0 < t <= 1 only, got t={t!r}")
+        if float(t) == 1.0:
+            z, psi = self._prox_and_potential(v, create_graph=False)
+            return ScaledProx(z, self._regularizer_at_output(v, z, psi), v, torch.zeros(v.shape[0], device=v.device), 0)
+        t = float(t)
+
+        def grad_and_value(w: Tensor) -> tuple[Tensor, Tensor]:
+            z, psi = self._prox_and_potential(w, create_graph=False)
+            return (1 - t) * z + t * w, (1 - t) * psi + 0.5 * t * w.flatten(1).pow(2).sum(1)
+
+        inv = invert_gradient(grad_and_value, v, tol, max_iter, v0=w0)
+        z, psi = self._prox_and_potential(inv.v, create_graph=False)
+        return ScaledProx(z, self._regularizer_at_output(inv.v, z, psi), inv.v, inv.residual, inv.n_iter)
 
     @torch.no_grad()
     def project_weights(self) -> None:

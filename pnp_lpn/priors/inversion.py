@@ -62,14 +62,16 @@ def invert_gradient(
     max_iter: int = 500,
     history: int = 20,
     max_backtracks: int = 10,
+    v0: Tensor | None = None,
 ) -> Inversion:
-    """Solve grad psi(v) = x for v by per-image L-BFGS on psi(v) - <x, v>, from v0 = x.
+    """Solve grad psi(v) = x for v by per-image L-BFGS on psi(v) - <x, v>.
 
     :param grad_and_value: v -> (grad psi(v), psi(v) of shape (B,)), without graph.
     :param tol: target RMS residual per image (in the units of x).
     :param max_iter: maximum number of L-BFGS iterations.
+    :param v0: start (shape of x); default x.
     """
-    v = x.detach().clone()
+    v = (x if v0 is None else v0).detach().clone()
     z, psi = grad_and_value(v)
     phi, g = psi - _dot(x, v), z - x
     pairs: list[tuple[Tensor, Tensor, Tensor]] = []

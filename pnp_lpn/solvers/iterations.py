@@ -1,20 +1,24 @@
 """One step of PnP-ADMM and of PnP-PGD, each returning the prior's output and its R.
 
 Both solve  F(x) = 1/2 ||A x - y||^2 + lam * R(x)  when the prior is an exact prox
-f = prox_R (SPEC section 5):
+f = prox_R (SPEC section 5), with a step tau (default 1/lam):
 
-- ADMM (scaled form, penalty rho = lam):
-      x_{k+1} = argmin_x 1/2 ||A x - y||^2 + lam/2 ||x - (z_k - u_k)||^2   (operator's prox_l2)
-      z_{k+1} = f(x_{k+1} + u_k)
+- ADMM (scaled form, penalty rho = 1/tau):
+      x_{k+1} = argmin_x 1/2 ||A x - y||^2 + 1/(2 tau) ||x - (z_k - u_k)||^2   (operator's prox_l2)
+      z_{k+1} = prox_{tau lam R}(x_{k+1} + u_k)
       u_{k+1} = u_k + x_{k+1} - z_{k+1}
-  z = prox_{(lam R)/lam}, so the penalty is the regularisation weight.
-- PGD (step eta = 1/lam):
-      z_{k+1} = f(z_k - eta A^T (A z_k - y))
-  which minimises 1/2 ||A x - y||^2 + (1/eta) R(x); F decreases monotonically when
-  eta <= 1/||A||^2, i.e. lam >= ||A||^2.
+- PGD (step tau):
+      z_{k+1} = prox_{tau lam R}(z_k - tau A^T (A z_k - y))
+  F decreases monotonically when tau <= 1/||A||^2, for non-convex R too (exact prox and the
+  descent lemma).
+
+With tau = 1/lam the prior step is f itself (one call of the network). A shorter step makes
+it the prox of t R with t = tau lam < 1, which an exact-prox prior solves as a small convex
+problem (:meth:`pnp_lpn.priors.ProxPrior.scaled_prox_with_regularizer`), so ADMM may use a
+penalty larger than lam and PGD a step below 1/||A||^2 whatever lam is.
 
 The iterate reported (and monitored) is always the prior's output z, a prox output, so R(z)
-comes for free from the prior (see :meth:`pnp_lpn.priors.ProxPrior.prox_with_regularizer`).
+comes with it (see :meth:`pnp_lpn.priors.ProxPrior.prox_with_regularizer`).
 """
 
 from __future__ import annotations
@@ -54,32 +58,32 @@ class StepOutput:
 
 
 class ADMM:
-    """PnP-ADMM state (x, z, u) with penalty ``lam``; ``box`` clips z after the prior."""
+    """PnP-ADMM state (x, z, u) with penalty 1/``tau``; ``box`` clips z after the prior."""
 
-    def __init__(self, physics, y: Tensor, prior_step: PriorStep, lam: float, x0: Tensor, box=None):
-        self.physics, self.y, self.prior_step, self.lam, self.box = physics, y, prior_step, lam, box
+    def __init__(self, physics, y: Tensor, prior_step: PriorStep, tau: float, x0: Tensor, box=None):
+        self.physics, self.y, self.prior_step, self.tau, self.box = physics, y, prior_step, tau, box
         self.z, self.u = x0.clone(), x0.new_zeros(x0.shape)
 
     def step(self) -> StepOutput:
-        x = self.physics.prox_l2(self.z - self.u, self.y, 1.0 / self.lam)
+        x = self.physics.prox_l2(self.z - self.u, self.y, self.tau)
         z, reg = apply_box(*self.prior_step(x + self.u), self.box)
-        dual = self.lam * rms(z - self.z)
+        dual = rms(z - self.z) / self.tau
         self.u = self.u + x - z
         self.z = z
         return StepOutput(z, reg, {"residual": rms(x - z), "dual_residual": dual})
 
 
 class PGD:
-    """PnP-PGD state z with step 1/``lam``; ``box`` clips z after the prior."""
+    """PnP-PGD state z with step ``tau``; ``box`` clips z after the prior."""
 
-    def __init__(self, physics, y: Tensor, prior_step: PriorStep, lam: float, x0: Tensor, box=None):
-        self.physics, self.y, self.prior_step, self.eta, self.box = physics, y, prior_step, 1.0 / lam, box
+    def __init__(self, physics, y: Tensor, prior_step: PriorStep, tau: float, x0: Tensor, box=None):
+        self.physics, self.y, self.prior_step, self.tau, self.box = physics, y, prior_step, tau, box
         self.z = x0.clone()
         self.Az = physics.A(self.z)
 
     def step(self) -> StepOutput:
         grad = self.physics.A_adjoint(self.Az - self.y)
-        z, reg = apply_box(*self.prior_step(self.z - self.eta * grad), self.box)
+        z, reg = apply_box(*self.prior_step(self.z - self.tau * grad), self.box)
         residual = rms(z - self.z)
         self.z, self.Az = z, self.physics.A(z)
         return StepOutput(z, reg, {"residual": residual}, Az=self.Az)

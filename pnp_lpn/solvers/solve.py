@@ -4,12 +4,13 @@ The problem stated and (for exact-prox priors) solved is
 
     F(x) = 1/2 ||A x - y||^2 + lam * R(x),
 
-where R is the prior's learned regulariser. ``lam`` is the ADMM penalty and the inverse PGD
-step (see :mod:`.iterations`). When ``lam`` is not given it follows from MAP reasoning: a
+where R is the prior's learned regulariser. By default ``lam`` is also the ADMM penalty and
+the inverse PGD step, so that the prior step is one call of f = prox_R; ``step`` sets them
+apart (the prior step becomes the prox of (step lam) R, see :mod:`.iterations`). When ``lam`` is not given it follows from MAP reasoning: a
 prox trained to denoise noise of level s_t is prox of R ~ s_t^2 (-log p), and the MAP
 problem for measurement noise s_n is 1/2 ||A x - y||^2 + s_n^2 (-log p), so
 lam = s_n^2 / s_t^2. Any other deepinv denoiser (or callable v -> z) is called at the
-matching noise level s_d = s_n / sqrt(lam); such priors have no R, so no objective. For them
+matching noise level s_d = s_n sqrt(step) (= s_n / sqrt(lam) at the default step); such priors have no R, so no objective. For them
 the same rule runs the other way: given ``denoiser_sigma`` = s_d and no lam,
 lam = s_n^2 / s_d^2.
 """
@@ -51,6 +52,7 @@ class SolveResult:
     method: str
     best_iter: int = 0
     notes: list[str] = field(default_factory=list)
+    step: float | None = None
 
 
 def operator_noise_sigma(physics) -> float | None:
@@ -82,10 +84,31 @@ def operator_norm_sq(physics, x_like: Tensor, n_iter: int = 50) -> float:
     return norm
 
 
-def _prior_step(prior, sigma_d: float | None) -> tuple[PriorStep, bool]:
-    """(v -> (z, R(z) or None), whether R is available)."""
+class ScaledProxStep:
+    """v -> (prox_{tR}(v), R) of an exact-prox prior for 0 < t < 1, each solve warm-started
+    at the previous one's w; ``inner_iters`` counts the solver iterations.
+
+    The warm start already solves the new problem up to ||v - v_prev||, so the inner
+    tolerance is a tenth of that RMS change (at most 1e-4, at least a few float eps):
+    a fixed tolerance would stop the outer iteration as soon as its steps fell below it.
+    """
+
+    def __init__(self, prior: ProxPrior, t: float):
+        self.prior, self.t, self.w, self.v, self.inner_iters = prior, t, None, None, 0
+
+    def __call__(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        floor = 10 * torch.finfo(v.dtype).eps * float(rms(v).max())
+        change = 1e-4 if self.v is None else 0.1 * float(rms(v - self.v).min())
+        res = self.prior.scaled_prox_with_regularizer(v, self.t, w0=self.w, tol=max(min(change, 1e-4), floor))
+        self.w, self.v, self.inner_iters = res.w, v, self.inner_iters + res.n_iter
+        return res.z, res.reg
+
+
+def _prior_step(prior, sigma_d: float | None, t: float) -> tuple[PriorStep, bool]:
+    """(v -> (z, R(z) or None), whether R is available); t = tau lam is the weight of R in
+    the prox of an exact-prox prior (generic denoisers get it through sigma_d)."""
     if isinstance(prior, ProxPrior):
-        return prior.prox_with_regularizer, True
+        return (prior.prox_with_regularizer if t == 1.0 else ScaledProxStep(prior, t)), True
     if isinstance(prior, torch.nn.Module) and hasattr(prior, "forward"):
         def step(v: Tensor):
             return prior(v, sigma_d), None
@@ -103,7 +126,8 @@ def _initial_point(physics, y: Tensor) -> Tensor:
     return start(y) if start is not None else physics.A_adjoint(y)
 
 
-def _default_lam(prior, physics, method: str, x0: Tensor, denoiser_sigma: float | None, notes: list[str]) -> float:
+def _default_lam(prior, physics, method: str, x0: Tensor, denoiser_sigma: float | None, notes: list[str],
+                 step: float | None) -> float:
     s_n = operator_noise_sigma(physics)
     s_t, name = getattr(prior, "sigma_train", None), "sigma_train"
     if s_t is None and denoiser_sigma is not None:
@@ -114,7 +138,7 @@ def _default_lam(prior, physics, method: str, x0: Tensor, denoiser_sigma: float 
         raise ValueError(f"cannot derive lam ({what}); or pass lam=..., e.g. lam=noise_sigma**2 / prior_sigma**2")
     lam = s_n**2 / s_t**2
     notes.append(f"lam = noise_sigma^2 / {name}^2 = {s_n:g}^2 / {s_t:g}^2 = {lam:.4g} (MAP)")
-    if method == "pgd":
+    if method == "pgd" and step is None:
         norm_sq = operator_norm_sq(physics, x0)
         if lam < norm_sq * (1 - 1e-3):
             notes.append(f"PGD: lam raised to ||A||^2 = {norm_sq:.4g} so that the step 1/lam guarantees descent")
@@ -122,13 +146,15 @@ def _default_lam(prior, physics, method: str, x0: Tensor, denoiser_sigma: float 
     return lam
 
 
-def _check_inputs(y, physics, prior, method, lam, max_iter, x0, box) -> Tensor:
+def _check_inputs(y, physics, prior, method, lam, max_iter, x0, box, step) -> Tensor:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     if int(max_iter) != max_iter or max_iter < 1:
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     if lam is not None:
         check_positive(lam, "lam")
+    if step is not None:
+        check_positive(step, "step")
     if box is not None and not (len(box) == 2 and float(box[0]) < float(box[1])):
         raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
     if not isinstance(y, Tensor) or not torch.is_floating_point(y) or y.ndim < 2:
@@ -168,13 +194,14 @@ def solve(
     denoiser_sigma: float | None = None,
     tol_objective: float | None = None,
     patience: int = 5,
+    step: float | None = None,
 ) -> SolveResult:
     """Reconstruct x from y = A x + noise by PnP-ADMM or PnP-PGD.
 
     :param y: measurements (B, ...) matching ``operator``.
     :param operator: a deepinv LinearPhysics (e.g. from :mod:`pnp_lpn.operators`).
     :param prior: an LPN/AE-LPN (objective monitored), any deepinv denoiser, or a callable.
-    :param method: "admm" (penalty lam) or "pgd" (step 1/lam).
+    :param method: "admm" (penalty 1/step) or "pgd" (gradient step ``step``); see :mod:`.iterations`.
     :param lam: weight of R in F; default from the noise levels (module docstring): for a
         generic denoiser pass ``denoiser_sigma`` instead.
     :param max_iter: iteration limit.
@@ -185,33 +212,52 @@ def solve(
     :param callback: called as callback(k, z, info) after each iteration; True stops.
     :param box: (lo, hi) clip applied to each iterate (e.g. (0, 1)); R is unknown (NaN) at
         iterations where the clip moved an image.
-    :param denoiser_sigma: noise level passed to a generic denoiser; default noise_sigma/sqrt(lam).
+    :param denoiser_sigma: noise level passed to a generic denoiser; default noise_sigma sqrt(step)
+        (noise_sigma / sqrt(lam) at the default step).
     :param tol_objective: also stop when the relative objective change is <= this.
     :param patience: stop after this many consecutive objective increases (PGD with
-        lam >= ||A||^2 never increases) or at the first non-finite iterate; the best
+        step <= 1/||A||^2 never increases) or at the first non-finite iterate; the best
         iterate (lowest objective) is returned.
+    :param step: tau, the step of the data term: the PGD gradient step, or 1/penalty of ADMM.
+        Default 1/lam, where the prior step is one call of the prior. A shorter step makes it
+        the prox of t R with t = tau lam < 1: exact-prox priors solve it as a convex problem
+        warm-started at the previous iteration (:meth:`ProxPrior.scaled_prox_with_regularizer`;
+        several prior evaluations per iteration), generic denoisers are called at
+        noise_sigma sqrt(tau). PGD with step <= 1/||A||^2 decreases F monotonically at any lam.
+        tau lam > 1 is refused for exact-prox priors.
     """
-    x_adj = _check_inputs(y, operator, prior, method, lam, max_iter, x0, box)
+    x_adj = _check_inputs(y, operator, prior, method, lam, max_iter, x0, box, step)
     notes: list[str] = []
     if x0 is None:
         x0 = _initial_point(operator, y)
     if lam is None:
-        lam = _default_lam(prior, operator, method, x0, denoiser_sigma, notes)
-    elif method == "pgd" and isinstance(prior, ProxPrior):
+        lam = _default_lam(prior, operator, method, x0, denoiser_sigma, notes, step)
+    tau = 1.0 / lam if step is None else float(step)
+    exact = isinstance(prior, ProxPrior)
+    if exact and tau * lam > 1 + 1e-9:
+        raise ValueError(f"step={tau:.4g} needs the prox of t R with t = step * lam = {tau * lam:.4g} > 1, which an "
+                         f"exact-prox prior does not provide; use step <= 1/lam = {1 / lam:.4g}")
+    if method == "pgd" and exact:
         norm_sq = operator_norm_sq(operator, x_adj)
-        if lam < norm_sq * (1 - 1e-3):  # the power-iteration estimate is not exact
-            msg = (f"PGD with lam={lam:.4g} < ||A||^2={norm_sq:.4g}: the step 1/lam is too long for guaranteed "
-                   "descent; the objective may increase (use lam >= ||A||^2 or method='admm')")
+        if tau * norm_sq > 1 + 1e-3:  # the power-iteration estimate is not exact
+            msg = (f"PGD with step {tau:.4g} > 1/||A||^2 = {1 / norm_sq:.4g}: descent is not guaranteed and the "
+                   f"objective may increase (use lam >= ||A||^2, step=1/||A||^2 or method='admm')")
             warnings.warn(msg, stacklevel=2)
             notes.append(msg)
     s_n = operator_noise_sigma(operator)
     if denoiser_sigma is None and s_n is not None:
-        denoiser_sigma = s_n / math.sqrt(lam)
-    prior_step, has_reg = _prior_step(prior, denoiser_sigma)
+        denoiser_sigma = s_n * math.sqrt(tau)
+    t = 1.0 if step is None or abs(tau * lam - 1) <= 1e-9 else tau * lam
+    prior_step, has_reg = _prior_step(prior, denoiser_sigma, t)
     if not has_reg:
         notes.append("prior has no regulariser: objective and regularizer are not monitored")
-    return _run(METHODS[method](operator, y, prior_step, float(lam), x0, box), operator, y, method,
-                float(lam), has_reg, max_iter, tol, tol_objective, patience, callback, progress, notes)
+    res = _run(METHODS[method](operator, y, prior_step, tau, x0, box), operator, y, method,
+               float(lam), has_reg, max_iter, tol, tol_objective, patience, callback, progress, notes)
+    res.step = tau
+    if isinstance(prior_step, ScaledProxStep):
+        notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
+                     f"{prior_step.inner_iters} inner solver iterations in total")
+    return res
 
 
 def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, patience,
