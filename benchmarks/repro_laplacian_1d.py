@@ -32,7 +32,7 @@ def samples(n: int, seed: int = 0) -> torch.Tensor:
     return (-torch.sign(u) * torch.log1p(-2 * u.abs())).view(n, 1, 1, 1)  # Laplace(0, 1)
 
 
-def fit(warmup: str, steps: int, pm_from: pl.LPN | None = None, lr_pm: float = 1e-4) -> pl.LPN:
+def fit(warmup: str, steps: int, pm_from: pl.LPN | None = None, lr_pm: float = 1e-4, batch: int = 2048) -> pl.LPN:
     torch.manual_seed(0)
     prior = pl.LPN(**ARCH, sigma_train=1.0)
     data = make_sampler(samples(200_000))
@@ -40,7 +40,7 @@ def fit(warmup: str, steps: int, pm_from: pl.LPN | None = None, lr_pm: float = 1
         cfg = TrainConfig(sigma=1.0, steps=steps, batch_size=2048, l1_fraction=1.0, warmup_loss=warmup, lr_l1=1e-3)
     else:  # proximal matching only, continued from a trained model
         prior.load_state_dict(pm_from.state_dict())
-        cfg = TrainConfig(sigma=1.0, steps=steps, batch_size=2048, l1_fraction=0.0, lr_pm=lr_pm,
+        cfg = TrainConfig(sigma=1.0, steps=steps, batch_size=batch, l1_fraction=0.0, lr_pm=lr_pm,
                           gamma_factor=0.1, gamma_multipliers=(5.0, 3.0, 2.0, 1.0))
     train(prior, data, cfg, progress=True)
     return prior
@@ -53,11 +53,14 @@ def main() -> None:
                         "(default: --steps)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lr-pm", dest="lr_pm", type=float, default=1e-4)
+    parser.add_argument("--pm-batch", dest="pm_batch", type=int, default=2048,
+                        help="batch of the proximal-matching stage (its gradient is noisy at small gamma)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     models = {"L2": fit("l2", args.steps), "L1": fit("l1", args.steps)}
     pm_steps = args.pm_steps or args.steps
-    models["proximal matching"] = fit("l1", pm_steps, pm_from=models["L1"], lr_pm=args.lr_pm)
+    models["proximal matching"] = fit("l1", pm_steps, pm_from=models["L1"], lr_pm=args.lr_pm,
+                                     batch=args.pm_batch)
     y = torch.linspace(-3, 3, 601).view(-1, 1, 1, 1)
     soft = torch.sign(y) * (y.abs() - 1).clamp_min(0)
     x_grid = torch.linspace(-2, 2, 81).view(-1, 1, 1, 1)
@@ -72,7 +75,7 @@ def main() -> None:
         curves[name] = (f.flatten(), r)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "laplacian_1d.json").write_text(json.dumps({"steps": args.steps, "pm_steps": pm_steps,
-                                                          "lr_pm": args.lr_pm, "arch": ARCH,
+                                                          "lr_pm": args.lr_pm, "pm_batch": args.pm_batch, "arch": ARCH,
                                                           "results": out}, indent=1))
     import matplotlib
 
