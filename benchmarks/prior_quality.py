@@ -6,7 +6,9 @@
 For every prior (a shipped name or a checkpoint path) on the validation images of ``--data``
 (never drawn by the training sampler, see ``pnp_lpn.training.validation_images``):
 
-- denoising PSNR of f(x + sigma n) at sigma in ``--sigmas`` (same noise for every prior);
+- denoising PSNR of f(x + sigma n) at sigma in ``--sigmas`` (same noise for every prior),
+  and for sigma below the prior's training level also of its MAP denoiser there
+  (``MAP@sigma``: ``prior.denoise(y, sigma)``, the exact prox of (sigma / sigma_train)^2 R);
 - drift: PSNR of f^k(x) against a *clean* x for k in ``--iterates``. A prox of a regulariser
   whose minimisers are natural images keeps clean images nearly fixed; a prior whose R is
   unbounded below off the data walks away from them, and long PnP runs then drift too.
@@ -106,6 +108,9 @@ def main() -> None:
         for prior, label in [(base, name)] + ([(DihedralPrior(base), f"{name} + D4 average")] if args.dihedral else []):
             row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}
             row.update({f"psnr@{s}": mean_psnr(prior, noisy[s], clean) for s in args.sigmas})
+            s_t = prior.sigma_train
+            row.update({f"MAP@{s}": mean_psnr(lambda y, s=s: prior.denoise(y, s), noisy[s], clean)
+                        for s in args.sigmas if s_t is not None and s < s_t})
             row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
             row.update(offset_scores(prior, noisy[0.1] if 0.1 in noisy else noisy_copies(clean, 0.1), clean))
             rows.append(row)
@@ -123,9 +128,9 @@ def write(rows: list[dict], args) -> None:
     tag = args.name or args.data
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"prior_quality_{tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
-    cols = [c for c in rows[0] if c != "prior"]
+    cols = list(dict.fromkeys(c for r in rows for c in r if c != "prior"))
     lines = [f"Validation images of `{args.data}`; command: `python benchmarks/prior_quality.py "
-             f"--data {args.data} --priors {' '.join(args.priors)}"
+             f"--data {args.data} --priors {' '.join(args.priors)} --sigmas {' '.join(map(str, args.sigmas))}"
              f"{' --baselines ' + ' '.join(args.baselines) if args.baselines else ''}"
              f"{' --dihedral' if args.dihedral else ''}`", "",
              "| prior | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]

@@ -384,3 +384,22 @@ def test_scaled_prox_of_an_lpn_minimises_its_objective():
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError, match="0 < t <= 1"):
             prior.scaled_prox_with_regularizer(v, bad)
+
+
+def test_denoise_is_the_map_denoiser_below_the_training_level():
+    """denoise(y, sigma) = prox of (sigma / sigma_train)^2 R: for the l1 prior soft(y, t), which is
+    also what solve() reaches for A = I at its default (MAP) lam."""
+    import deepinv as dinv
+
+    prior = SoftThresholdPrior(1, sigma_train=0.1).double()
+    y = 2 * torch.randn(1, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(prior.denoise(y, 0.05, tol=1e-10), soft(y, 0.25), atol=1e-6, rtol=0)
+    torch.testing.assert_close(prior.denoise(y, 0.1), soft(y, 1.0))
+    physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.05))
+    res = pl.solve(y, physics, prior, max_iter=500, tol=1e-10)
+    assert res.lam == pytest.approx(0.25)
+    torch.testing.assert_close(res.x, soft(y, 0.25), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="sigma <= sigma_train"):
+        prior.denoise(y, 0.2)
+    with pytest.raises(ValueError, match="no sigma_train"):
+        SoftThresholdPrior(1).denoise(y, 0.05)

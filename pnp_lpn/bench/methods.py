@@ -141,13 +141,24 @@ def reconstruct(method: Method, task: Task, split: Split, lam: float | None, max
     return out
 
 
+def _denoise(prior, y: Tensor, sigma: float) -> Tensor:
+    """Generic denoisers at sigma; exact-prox priors give their MAP denoiser below their
+    training level (``ProxPrior.denoise``) and the prox itself at and above it."""
+    if not isinstance(prior, ProxPrior):
+        return prior(y, sigma)
+    if prior.sigma_train is not None and sigma < prior.sigma_train:
+        return prior.denoise(y, sigma)
+    return prior(y)
+
+
 @torch.no_grad()
 def _run(method: Method, task: Task, split: Split, operator, prior, lam, max_iter, box, callback) -> Outcome:
     if method.solver == "fbp":
         return Outcome(operator.fbp(split.y), 1, 0.0)
     generic = not isinstance(prior, ProxPrior)
     if method.solver == "denoise":
-        return Outcome(prior(split.y, task.noise_sigma), 1, 0.0, sigma_d=task.noise_sigma if generic else math.nan)
+        return Outcome(_denoise(prior, split.y, task.noise_sigma), 1, 0.0,
+                       sigma_d=task.noise_sigma if generic else math.nan)
     res = solve(split.y, operator, prior, method=method.solver, lam=lam, max_iter=max_iter, box=box,
                 callback=callback)
     objective = res.history.get("objective", [math.nan])[-1]

@@ -149,6 +149,25 @@ class ProxPrior(Denoiser):
         z, psi = self._prox_and_potential(inv.v, create_graph=False)
         return ScaledProx(z, self._regularizer_at_output(inv.v, z, psi), inv.v, inv.residual, inv.n_iter)
 
+    def denoise(self, y: Tensor, sigma: float, tol: float = 1e-5) -> Tensor:
+        """MAP denoiser at noise level sigma <= sigma_train under the learned prior.
+
+        The prox was trained at sigma_train, so R ~ sigma_train^2 (-log p) and the MAP problem
+        argmin_x 1/2 ||x - y||^2 + sigma^2 (-log p(x)) is the prox of t R with
+        t = (sigma / sigma_train)^2 (the default lam of :func:`pnp_lpn.solve` for A = I),
+        solved by :meth:`scaled_prox_with_regularizer` to the RMS residual ``tol`` (about the
+        RMS error of the result). sigma = sigma_train is the prox
+        itself; above it the MAP denoiser would need t > 1, which the network does not give.
+        """
+        if self.sigma_train is None:
+            raise ValueError("this prior has no sigma_train; use scaled_prox_with_regularizer(y, t) with your own t")
+        t = (float(sigma) / self.sigma_train) ** 2
+        if not 0.0 < t <= 1.0 + 1e-9:
+            raise ValueError(f"denoise needs 0 < sigma <= sigma_train = {self.sigma_train:g}, got sigma={sigma!r}; "
+                             "above the training level use a prior trained there (or the AE-LPN), or prior(y) for "
+                             "the prox at the training level")
+        return self.scaled_prox_with_regularizer(y, min(t, 1.0), tol=tol).z
+
     @torch.no_grad()
     def project_weights(self) -> None:
         """Restore the convexity constraints after an optimiser step."""
