@@ -7,7 +7,7 @@ operator of some function R: f = prox_R. Everything below follows from psi alone
 - R at a prox output:  R(f(v)) = <v, f(v)> - 1/2 ||f(v)||^2 - psi(v)   (up to a constant)
 - R at any x:          find v with f(v) = x, i.e. minimise psi(v) - <x, v>, then as above.
 - prox of t R, 0<t<=1: f(w) with (1 - t) f(w) + t w = v, i.e. w minimises the strongly convex
-                       (1 - t) psi(w) + t/2 ||w||^2 - <v, w>  (docs/maths.md, "Scaled prox").
+                       (1 - t) psi(w) + t/2 ||w||^2 - <v, w>  (docs/maths.md, "The prox of t R").
 
 Subclasses implement :meth:`_potential` (x -> psi(x) of shape (B,)) and keep their
 constrained parameters in modules with a ``project()`` method.

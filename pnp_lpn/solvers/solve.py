@@ -6,13 +6,14 @@ The problem stated and (for exact-prox priors) solved is
 
 where R is the prior's learned regulariser. By default ``lam`` is also the ADMM penalty and
 the inverse PGD step, so that the prior step is one call of f = prox_R; ``step`` sets them
-apart (the prior step becomes the prox of (step lam) R, see :mod:`.iterations`). When ``lam`` is not given it follows from MAP reasoning: a
-prox trained to denoise noise of level s_t is prox of R ~ s_t^2 (-log p), and the MAP
-problem for measurement noise s_n is 1/2 ||A x - y||^2 + s_n^2 (-log p), so
-lam = s_n^2 / s_t^2. Any other deepinv denoiser (or callable v -> z) is called at the
-matching noise level s_d = s_n sqrt(step) (= s_n / sqrt(lam) at the default step); such priors have no R, so no objective. For them
-the same rule runs the other way: given ``denoiser_sigma`` = s_d and no lam,
-lam = s_n^2 / s_d^2.
+apart (the prior step becomes the prox of (step lam) R, see :mod:`.iterations`).
+
+When ``lam`` is not given it follows from MAP reasoning: a prox trained to denoise noise of
+level s_t is prox of R ~ s_t^2 (-log p), and the MAP problem for measurement noise s_n is
+1/2 ||A x - y||^2 + s_n^2 (-log p), so lam = s_n^2 / s_t^2. Any other deepinv denoiser (or
+callable v -> z) is called at the matching noise level s_d = s_n sqrt(step) (= s_n / sqrt(lam)
+at the default step); such priors have no R, so no objective. For them the same rule runs
+the other way: given ``denoiser_sigma`` = s_d and no lam, lam = s_n^2 / s_d^2.
 """
 
 from __future__ import annotations
@@ -255,8 +256,8 @@ def solve(
                float(lam), has_reg, max_iter, tol, tol_objective, patience, callback, progress, notes)
     res.step = tau
     if isinstance(prior_step, ScaledProxStep):
-        notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
-                     f"{prior_step.inner_iters} inner solver iterations in total")
+        res.notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
+                         f"{prior_step.inner_iters} inner solver iterations in total")
     return res
 
 
