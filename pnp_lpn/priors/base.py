@@ -56,7 +56,8 @@ class ProxPrior(Denoiser):
     ``forward(x, sigma=None)`` returns f(x) = prox_R(x). The noise level ``sigma`` is
     accepted in every form deepinv passes (float, 0-d tensor, (B,) tensor) and ignored:
     the prox is fixed by training (see ``sigma_train``), and a caller changes the
-    regularisation strength through the solver's ``lam`` instead.
+    regularisation strength through the solver's ``lam`` instead, or denoises at a lower
+    level with :meth:`denoise`.
     """
 
     def __init__(self, in_channels: int, sigma_train: float | None = None):
