@@ -138,8 +138,8 @@ class ProxPrior(Denoiser):
         if not 0.0 < float(t) <= 1.0:
             raise ValueError(f"the prox of t R is available for 0 < t <= 1 only, got t={t!r}")
         if float(t) == 1.0:
-            z, psi = self._prox_and_potential(v, create_graph=False)
-            return ScaledProx(z, self._regularizer_at_output(v, z, psi), v, torch.zeros(v.shape[0], device=v.device), 0)
+            z, reg = self.prox_with_regularizer(v)
+            return ScaledProx(z, reg, v, torch.zeros(v.shape[0], device=v.device), 0)
         t = float(t)
 
         def grad_and_value(w: Tensor) -> tuple[Tensor, Tensor]:
@@ -147,8 +147,9 @@ class ProxPrior(Denoiser):
             return (1 - t) * z + t * w, (1 - t) * psi + 0.5 * t * w.flatten(1).pow(2).sum(1)
 
         inv = invert_gradient(grad_and_value, v, tol, max_iter, v0=w0)
-        z, psi = self._prox_and_potential(inv.v, create_graph=False)
-        return ScaledProx(z, self._regularizer_at_output(inv.v, z, psi), inv.v, inv.residual, inv.n_iter)
+        # f(w) and psi(w) again rather than (inv.z - t w) / (1 - t): that division loses accuracy as t -> 1
+        z, reg = self.prox_with_regularizer(inv.v)
+        return ScaledProx(z, reg, inv.v, inv.residual, inv.n_iter)
 
     def denoise(self, y: Tensor, sigma: float, tol: float = 1e-5) -> Tensor:
         """MAP denoiser at noise level sigma <= sigma_train under the learned prior.
