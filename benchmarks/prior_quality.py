@@ -4,7 +4,9 @@
         checkpoints/natural-gray-mix/checkpoint.safetensors [--baselines bm3d dncnn] [--name TAG]
 
 For every prior (a shipped name or a checkpoint path) on the validation images of ``--data``
-(never drawn by the training sampler, see ``pnp_lpn.training.validation_images``):
+(never drawn by the training sampler, see ``pnp_lpn.training.validation_images``), or on the
+scikit-image photos named by ``--images`` (e.g. ``stereo_motorcycle``, a photo that no run
+trained on nor was selected on):
 
 - denoising PSNR of f(x + sigma n) at sigma in ``--sigmas`` (same noise for every prior),
   and for sigma below the prior's training level also of its MAP denoiser there
@@ -90,13 +92,17 @@ def main() -> None:
     ap.add_argument("--baselines", nargs="*", default=[], choices=sorted(BASELINE_ROWS),
                     help="reference denoisers at the true sigma (bm3d is slow)")
     ap.add_argument("--dihedral", action="store_true", help="also score each prior averaged over the 8 orientations")
+    ap.add_argument("--images", nargs="+", default=None,
+                    help="score on these scikit-image photos (luma) instead of the validation images of --data")
     ap.add_argument("--name", default=None, help="results file tag (default: the dataset)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from pnp_lpn.training.datasets import validation_images
 
-    clean = validation_images(args.data)
+    from pnp_lpn.data import natural_image
+
+    clean = [natural_image(n) for n in args.images] if args.images else validation_images(args.data)
     noisy = {s: noisy_copies(clean, s) for s in args.sigmas}
     rows = []
     from pnp_lpn import DihedralPrior
@@ -129,8 +135,11 @@ def write(rows: list[dict], args) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"prior_quality_{tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     cols = list(dict.fromkeys(c for r in rows for c in r if c != "prior"))
-    lines = [f"Validation images of `{args.data}`; command: `python benchmarks/prior_quality.py "
-             f"--data {args.data} --priors {' '.join(args.priors)} --sigmas {' '.join(map(str, args.sigmas))}"
+    where = f"scikit-image photos {', '.join(args.images)}" if args.images else f"validation images of `{args.data}`"
+    lines = [f"{where[0].upper() + where[1:]}; command: `python benchmarks/prior_quality.py "
+             f"--data {args.data}{' --images ' + ' '.join(args.images) if args.images else ''} "
+             f"--priors {' '.join(args.priors)} --sigmas {' '.join(map(str, args.sigmas))} "
+             f"--iterates {' '.join(map(str, args.iterates))}"
              f"{' --baselines ' + ' '.join(args.baselines) if args.baselines else ''}"
              f"{' --dihedral' if args.dihedral else ''}`", "",
              "| prior | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]

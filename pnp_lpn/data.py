@@ -35,10 +35,18 @@ def shepp_logan(size: int) -> Tensor:
 
 
 def natural_image(name: str) -> Tensor:
-    """The scikit-image image ``name`` as luma (1, H, W) in [0, 1] (ITU-R 601, as the training data)."""
+    """The scikit-image image ``name`` as luma (1, H, W) in [0, 1] (ITU-R 601, as the training data).
+
+    ``name`` is a function of ``skimage.data`` that needs no download (e.g. "coins",
+    "chelsea"); for the stereo pair "stereo_motorcycle" the left view is returned.
+    """
     import skimage.data
 
-    a = np.asarray(getattr(skimage.data, name)(), dtype=np.float32) / 255.0
+    loader = getattr(skimage.data, name, None)
+    if loader is None or not callable(loader):
+        raise ValueError(f"skimage.data has no image {name!r}; held-out photos: {', '.join(HELD_OUT_NATURAL)}")
+    img = loader()
+    a = np.asarray(img[0] if isinstance(img, tuple) else img, dtype=np.float32) / 255.0
     if a.ndim == 3:
         a = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
     return torch.from_numpy(np.ascontiguousarray(a))[None]

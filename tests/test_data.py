@@ -1,5 +1,6 @@
 """Test images: shapes, ranges, reproducibility, and that held-out means held out."""
 
+import pytest
 import torch
 
 from pnp_lpn import data
@@ -14,6 +15,10 @@ def test_shepp_logan_and_natural_image_shapes_and_range():
     chelsea = data.natural_image("chelsea")  # colour source, returned as luma
     assert coins.shape == (1, 303, 384) and chelsea.shape[0] == 1
     assert 0 <= float(chelsea.min()) and float(chelsea.max()) <= 1
+    moto = data.natural_image("stereo_motorcycle")  # left view of the stereo pair
+    assert moto.shape == (1, 500, 741) and "stereo_motorcycle" not in datasets.training_image_names()
+    with pytest.raises(ValueError, match="no image 'nope'"):
+        data.natural_image("nope")
 
 
 def test_ct_phantoms_reproducible_from_seed_and_distinct_across_seeds():
