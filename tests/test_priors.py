@@ -403,3 +403,64 @@ def test_denoise_is_the_map_denoiser_below_the_training_level():
         prior.denoise(y, 0.2)
     with pytest.raises(ValueError, match="no sigma_train"):
         SoftThresholdPrior(1).denoise(y, 0.05)
+
+
+def test_dct_basis_is_orthonormal():
+    from pnp_lpn.priors.convex_net import dct_basis
+
+    d = dct_basis(7).reshape(49, 49).double()
+    torch.testing.assert_close(d @ d.T, torch.eye(49, dtype=torch.float64), atol=1e-6, rtol=0)
+
+
+def test_shrinkage_field_gradient_is_frame_shrinkage():
+    """grad s = B^T (c * (t - tanh t)) with t = B x + d (conv / transposed conv), and at the
+    DCT start (B = scale B0, c = 1/scale^2) f(y) = y - (1/scale) B0^T tanh(scale B0 y) away from
+    the borders (B0^T B0 = I)."""
+    from torch.nn.functional import conv2d, conv_transpose2d
+
+    from pnp_lpn.priors.convex_net import ShrinkageField
+
+    scale = 40.0
+    field = ShrinkageField(1, 5, scale=scale).double()
+    x = torch.rand(2, 1, 16, 16, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(field(x).sum(), x)
+    w = field.conv.weight
+    t = conv2d(x, w, padding=2)
+    torch.testing.assert_close(grad, conv_transpose2d(t - torch.tanh(t), w, padding=2) / scale**2)
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))
+    shrunk = x - conv_transpose2d(torch.tanh(t), w / scale, padding=2) / scale
+    torch.testing.assert_close(grad[inner], shrunk[inner])
+    with torch.no_grad():  # random filters, offsets and readout: same formula
+        field.conv.weight.normal_()
+        field.conv.bias.normal_()
+        field.readout.weight.uniform_(0, 2)
+    (grad,) = torch.autograd.grad(field(x).sum(), x)
+    t = conv2d(x, field.conv.weight, field.conv.bias, padding=2)
+    c = field.readout.weight.view(1, -1, 1, 1)
+    torch.testing.assert_close(grad, conv_transpose2d(c * (t - torch.tanh(t)), field.conv.weight, padding=2))
+    big = torch.full((1, 1, 8, 8), 1e3, dtype=torch.float64)
+    assert torch.isfinite(field(big)).all()  # log cosh without overflow
+    with pytest.raises(ValueError, match="odd kernel"):
+        ShrinkageField(1, 4)
+
+
+def test_shrinkage_field_keeps_convexity_only_with_nonnegative_readout():
+    prior = make(pl.LPN, shrink_kernel=3)
+    with torch.no_grad():
+        prior.shrink.conv.weight.normal_(0, 3)
+        prior.shrink.conv.bias.normal_()
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(128, 1, 8, 8, generator=g, dtype=torch.float64)
+    y = torch.randn(128, 1, 8, 8, generator=g, dtype=torch.float64)
+
+    def gap():
+        return 0.5 * (prior.potential(x) + prior.potential(y)) - prior.potential(0.5 * (x + y))
+
+    with torch.no_grad():
+        prior.shrink.readout.weight.uniform_(0, 5)
+    assert (gap() >= -1e-9).all()
+    with torch.no_grad():  # a negative readout makes s concave in those filters: convexity fails
+        prior.shrink.readout.weight.fill_(-50.0)
+    assert (gap() < -1e-9).any()
+    prior.project_weights()
+    assert (prior.shrink.readout.weight >= 0).all()
