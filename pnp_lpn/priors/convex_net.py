@@ -73,54 +73,6 @@ class LearnedQuadratic(nn.Module):
         return 0.5 * self.conv(x).flatten(1).pow(2).sum(1)
 
 
-def dct_basis(k: int) -> Tensor:
-    """The k^2 orthonormal 2-D DCT-II atoms of size k x k, shape (k^2, k, k)."""
-    n = torch.arange(k, dtype=torch.float64)
-    d = torch.cos(math.pi * (n[None, :] + 0.5) * n[:, None] / k) * math.sqrt(2.0 / k)
-    d[0] /= math.sqrt(2.0)
-    return torch.einsum("ai,bj->abij", d, d).reshape(k * k, k, k).float()
-
-
-class ShrinkageField(nn.Module):
-    """s(x) = sum_pixels sum_k c_k h((B x)_k + d_k) per sample, (B, C, H, W) -> (B,), with
-    h(t) = t^2 / 2 - log cosh t.
-
-    h'' = tanh^2 lies in [0, 1), so h is convex (flat near 0, quadratic far from it) and s is
-    convex for any filters B (a convolution C -> K = C k^2, odd ``kernel``), offsets d and
-    weights c_k >= 0 (a 1x1 :class:`NonNegConv2d` readout, kept >= 0 by ``project``). Its
-    gradient B^T (c * (t - tanh t)), t = B x + d, is a shrinkage in a learned frame: small
-    responses are removed, large ones kept (shifted by ~1/scale).
-
-    Start: B = scale B0, B0 = D / k with D the orthonormal k x k DCT atoms on each channel
-    (B0^T B0 = I away from the borders: all shifts of an orthonormal basis of k x k patches
-    cover every pixel k^2 times), d = 0, c = 1 / scale^2. Then
-    grad s(y) = y - (1/scale) B0^T tanh(scale B0 y): sliding-window DCT shrinkage with
-    threshold ~k / scale on the orthonormal coefficients (0.18 for k = 7, scale = 40), a
-    classical denoiser and the prior's starting point (the network starts near 0). Started at random instead, with c ~ 0, the optimiser
-    drove every c_k to 0: a random frame's h adds a second identity on top of the learned
-    quadratic term, which only raises the loss (docs/training.md).
-    """
-
-    def __init__(self, channels: int, kernel: int, scale: float = 40.0):
-        super().__init__()
-        if kernel < 3 or kernel % 2 == 0:
-            raise ValueError(f"the shrinkage field needs an odd kernel size >= 3, got {kernel}")
-        atoms = dct_basis(kernel)
-        self.conv = nn.Conv2d(channels, channels * kernel * kernel, kernel, padding=kernel // 2, bias=True)
-        self.readout = NonNegConv2d(channels * kernel * kernel, 1, 1)
-        with torch.no_grad():
-            self.conv.weight.zero_()
-            for c in range(channels):
-                self.conv.weight[c * kernel * kernel : (c + 1) * kernel * kernel, c] = atoms * (scale / kernel)
-            self.conv.bias.zero_()
-            self.readout.weight.fill_(1.0 / scale**2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        t = self.conv(x)
-        h = 0.5 * t * t - (F.softplus(2 * t) - t - math.log(2.0))  # log cosh t, overflow-free
-        return self.readout(h).flatten(1).sum(1)
-
-
 class Softplus(nn.Module):
     """softplus_beta(t) = log(1 + exp(beta t)) / beta: convex, increasing, smooth."""
 

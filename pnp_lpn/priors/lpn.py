@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .base import ProxPrior
-from .convex_net import ConvexMultiscaleNet, LearnedQuadratic, ShrinkageField, Softplus
+from .convex_net import ConvexMultiscaleNet, LearnedQuadratic, Softplus
 
 
 class LPN(ProxPrior):
@@ -45,7 +45,6 @@ class LPN(ProxPrior):
         sigma_train: float | None = None,
         kernel: int = 3,
         quadratic_kernel: int = 5,
-        shrink_kernel: int = 0,
     ):
         super().__init__(in_channels, sigma_train)
         self.channels, self.depth, self.beta, self.alpha = tuple(channels), int(depth), float(beta), float(alpha)
@@ -53,15 +52,11 @@ class LPN(ProxPrior):
         self.net = ConvexMultiscaleNet(in_channels, self.channels, self.depth, Softplus(beta), bias=True, kernel=self.kernel)
         self.quadratic_kernel = int(quadratic_kernel)
         self.quadratic = LearnedQuadratic(in_channels, self.quadratic_kernel) if self.quadratic_kernel else None
-        self.shrink_kernel = int(shrink_kernel)
-        self.shrink = ShrinkageField(in_channels, self.shrink_kernel) if self.shrink_kernel else None
 
     def _potential(self, x: Tensor) -> Tensor:
         psi = 0.5 * self.alpha * x.flatten(1).pow(2).sum(1)
         if self.quadratic is not None:
             psi = psi + self.quadratic(x)
-        if self.shrink is not None:
-            psi = psi + self.shrink(x)
         for field in self.net(x):
             psi = psi + field.flatten(1).sum(1)
         return psi
@@ -70,4 +65,4 @@ class LPN(ProxPrior):
         """Constructor arguments (stored in checkpoints)."""
         return dict(in_channels=self.in_channels, channels=list(self.channels), depth=self.depth,
                     beta=self.beta, alpha=self.alpha, sigma_train=self.sigma_train, kernel=self.kernel,
-                    quadratic_kernel=self.quadratic_kernel, shrink_kernel=self.shrink_kernel)
+                    quadratic_kernel=self.quadratic_kernel)

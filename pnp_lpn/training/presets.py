@@ -47,13 +47,6 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2", l1_fraction=0.8, batch_size=32,
                     intensity_shift=0.5, intensity_scale=0.5, val_every=250, ckpt_every=250),
     ),
-    "natural-gray-shrink": Preset(
-        "LPN with a DCT-started shrinkage field (no learned quadratic) for grey natural images at sigma 0.1, "
-        "L2 warm-up then proximal matching (the natural-gray recipe)",
-        LPN, dict(in_channels=1, quadratic_kernel=0, shrink_kernel=7), "natural-gray", 40,
-        TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2", l1_fraction=0.8, batch_size=32,
-                    intensity_shift=0.5, intensity_scale=0.5, val_every=250, ckpt_every=250),
-    ),
     "natural-gray-mixed": Preset(
         "LPN for grey natural images, noise mixed in [0, 0.2] (scikit-image/scikit-learn photos), L1 warm-up "
         "then proximal matching",
