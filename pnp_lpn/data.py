@@ -42,11 +42,19 @@ def natural_image(name: str) -> Tensor:
     """
     import skimage.data
 
+    hint = f"bundled photos never trained on: {', '.join(HELD_OUT_NATURAL)}, stereo_motorcycle"
     loader = getattr(skimage.data, name, None)
     if loader is None or not callable(loader):
-        raise ValueError(f"skimage.data has no image {name!r}; held-out photos: {', '.join(HELD_OUT_NATURAL)}")
-    img = loader()
-    a = np.asarray(img[0] if isinstance(img, tuple) else img, dtype=np.float32) / 255.0
+        raise ValueError(f"skimage.data has no image {name!r}; {hint}")
+    try:
+        img = loader()
+    except Exception as e:  # e.g. an image that scikit-image would have to download
+        raise ValueError(f"skimage.data.{name}() failed ({type(e).__name__}: {e}); nothing is downloaded "
+                         f"here, use a bundled image ({hint})") from e
+    img = img[0] if isinstance(img, tuple) else img
+    if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
+        raise ValueError(f"skimage.data.{name}() is not an image; {hint}")
+    a = np.asarray(img, dtype=np.float32) / 255.0
     if a.ndim == 3:
         a = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
     return torch.from_numpy(np.ascontiguousarray(a))[None]

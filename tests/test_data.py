@@ -19,6 +19,8 @@ def test_shepp_logan_and_natural_image_shapes_and_range():
     assert moto.shape == (1, 500, 741) and "stereo_motorcycle" not in datasets.training_image_names()
     with pytest.raises(ValueError, match="no image 'nope'"):
         data.natural_image("nope")
+    with pytest.raises(ValueError, match="not an image"):
+        data.natural_image("lbp_frontal_face_cascade_filename")  # a function of skimage.data returning a path
 
 
 def test_ct_phantoms_reproducible_from_seed_and_distinct_across_seeds():
