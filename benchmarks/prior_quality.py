@@ -135,8 +135,8 @@ def write(rows: list[dict], args) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"prior_quality_{tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     cols = list(dict.fromkeys(c for r in rows for c in r if c != "prior"))
-    where = f"scikit-image photos {', '.join(args.images)}" if args.images else f"validation images of `{args.data}`"
-    lines = [f"{where[0].upper() + where[1:]}; command: `python benchmarks/prior_quality.py "
+    where = f"Scikit-image photos {', '.join(args.images)}" if args.images else f"Validation images of `{args.data}`"
+    lines = [f"{where}; command: `python benchmarks/prior_quality.py "
              f"--data {args.data}{' --images ' + ' '.join(args.images) if args.images else ''} "
              f"--priors {' '.join(args.priors)} --sigmas {' '.join(map(str, args.sigmas))} "
              f"--iterates {' '.join(map(str, args.iterates))}"
