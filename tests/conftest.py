@@ -23,7 +23,7 @@ def randomize(prior, scale: float = 1.0, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in prior.parameters():
-            fan_in = p[0].numel()
+            fan_in = p[0].numel() if p.ndim else 1
             if id(p) in nonneg:
                 std = 2 * scale / fan_in
             else:

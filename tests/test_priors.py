@@ -1,5 +1,7 @@
 """Priors: convexity, exact gradient, batching, equivariance, regulariser, deepinv conformance."""
 
+from functools import partial
+
 import pytest
 import torch
 
@@ -9,13 +11,15 @@ from pnp_lpn.priors.convex_net import NonNegConv2d
 from conftest import SoftThresholdPrior, randomize, soft
 
 SMALL = dict(channels=(8, 12, 16), depth=2)
+MIXTURE_LPN = pytest.param(partial(pl.LPN, mixture_kernel=3), id="LPN+mixture")
+PRIORS = [pl.LPN, pl.AELPN, MIXTURE_LPN]
 
 
 def make(cls, c=1, dtype=torch.float64, seed=0, **kw):
     return randomize(cls(in_channels=c, **{**SMALL, **kw}), seed=seed).to(dtype).eval()
 
 
-@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+@pytest.mark.parametrize("cls", PRIORS)
 def test_projection_makes_hidden_weights_nonnegative(cls):
     prior = make(cls)
     nonneg = [m.weight for m in prior.modules() if isinstance(m, NonNegConv2d)]
@@ -23,7 +27,7 @@ def test_projection_makes_hidden_weights_nonnegative(cls):
     assert any((w > 0).any() for w in nonneg)
 
 
-@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+@pytest.mark.parametrize("cls", PRIORS)
 def test_potential_is_midpoint_convex(cls):
     prior = make(cls, c=2)
     g = torch.Generator().manual_seed(1)
@@ -50,7 +54,7 @@ def test_unprojected_weights_can_break_convexity(cls):
     assert (mid > avg + 1e-9).any()
 
 
-@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+@pytest.mark.parametrize("cls", PRIORS)
 def test_prox_is_gradient_of_potential(cls):
     """<f(x), d> equals the central finite difference of psi along d (float64)."""
     prior = make(cls)
@@ -63,7 +67,7 @@ def test_prox_is_gradient_of_potential(cls):
     torch.testing.assert_close(directional, fd, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+@pytest.mark.parametrize("cls", PRIORS)
 def test_batch_equals_per_image(cls):
     prior = make(cls)
     x = torch.rand(4, 1, 16, 16, dtype=torch.float64)
@@ -74,7 +78,7 @@ def test_batch_equals_per_image(cls):
     assert prior.potential(x).shape == (4,)
 
 
-@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+@pytest.mark.parametrize("cls", PRIORS)
 @pytest.mark.parametrize("hw", [(1, 1), (7, 13), (33, 20), (64, 64)])
 def test_any_image_size(cls, hw):
     prior = make(cls, c=3, dtype=torch.float32)
@@ -107,7 +111,8 @@ def test_lpn_is_not_affine_equivariant():
 
 # The AE-LPN's potential is piecewise quadratic (leaky-ReLU kinks), so f jumps across kinks
 # and the inversion stalls at a small residual instead of reaching machine precision.
-@pytest.mark.parametrize("cls,tol,rtol", [(pl.LPN, 1e-7, 1e-6), (pl.AELPN, 1e-3, 1e-3)])
+@pytest.mark.parametrize("cls,tol,rtol", [(pl.LPN, 1e-7, 1e-6), (pl.AELPN, 1e-3, 1e-3),
+                                          pytest.param(partial(pl.LPN, mixture_kernel=3), 1e-7, 1e-6, id="LPN+mixture")])
 def test_regularizer_at_prox_output_matches_inversion(cls, tol, rtol):
     prior = make(cls, alpha=0.05)
     v = torch.rand(3, 1, 12, 12, dtype=torch.float64)
@@ -117,7 +122,7 @@ def test_regularizer_at_prox_output_matches_inversion(cls, tol, rtol):
     torch.testing.assert_close(res.value, r_exact, rtol=rtol, atol=rtol * r_exact.abs().max().item())
 
 
-@pytest.mark.parametrize("cls", [pl.LPN, pl.AELPN])
+@pytest.mark.parametrize("cls", PRIORS)
 def test_prox_output_minimises_the_prox_objective(cls):
     """z = f(v) minimises u -> 1/2 ||u - v||^2 + R(u): perturbed points never do better.
 
