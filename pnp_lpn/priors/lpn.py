@@ -40,7 +40,8 @@ class LPN(ProxPrior):
     :param mixture_kernel: if > 0 (odd), psi includes the convex patch-mixture field of that frame
         size (:class:`.mixture_field.MixtureField`, started as sliding-window zonal DCT selection at
         ``sigma_train``, 0.1 if unset): the learned Gaussian-mixture patch denoiser that the ICNN
-        adds detail to. It lifted the natural-gray preset by 1.3 dB (docs/training.md). 0 leaves it out.
+        adds detail to. In the natural-gray preset it is worth +0.46 dB at sigma 0.1 on an untouched
+        photo and made compressed sensing at M = n/16 work (docs/training.md). 0 leaves it out.
     """
 
     def __init__(

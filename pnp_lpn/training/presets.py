@@ -1,16 +1,16 @@
 """Named training recipes: the exact settings behind every shipped checkpoint.
 
 ``natural-gray`` trains at the fixed noise level sigma with an L2 warm-up (80 % of the steps)
-before proximal matching: on held-out images that reached 28.8 dB at sigma 0.1 where the L1
-warm-up stalled at 27.8-28.0 dB whatever the width, depth or steps (docs/training.md). Since
-0.5 its pairs carry intensity offsets in [-0.5, 0.5] and contrast factors in [0.5, 1.5]
-(``intensity_shift``, ``intensity_scale``), which removed the deep basin of R below the image
-range that made compressed-sensing runs collapse and most of the contrast growth under
-repeated application (docs/training.md, "Intensity offsets").
+before proximal matching; its pairs carry intensity offsets in [-0.5, 0.5] and contrast
+factors in [0.5, 1.5] (``intensity_shift``, ``intensity_scale``), which removed the deep basin
+of R below the image range that made compressed-sensing runs collapse (docs/training.md,
+"Intensity offsets"). Since 0.6 its LPN carries the convex patch-mixture field
+(``mixture_kernel=7``, started as zonal DCT selection) in place of the learned quadratic term:
+the ICNN alone was held at 28.7 dB by its convexity parametrisation (docs/training.md).
 ``natural-gray-mixed`` (the 0.2 recipe, on the 17 photos of ``natural-gray-0.4``) gives up
 0.9 dB there but stays usable at noise up to 2x the training level. The
 other presets draw a per-sample noise level uniformly in [0, 2 sigma] (``sigma_range``) with
-the default L1 warm-up. The LPN presets use the LPN default ``quadratic_kernel=5`` (learned
+the default L1 warm-up. The other LPN presets use the LPN default ``quadratic_kernel=5`` (learned
 quadratic term), which is what made long PnP runs stable.
 
 ``pnp-lpn train --preset NAME [--steps N ...]`` runs one; the preset name, overrides and
@@ -41,9 +41,9 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "natural-gray": Preset(
-        "LPN for grey natural images at sigma 0.1 (scikit-image/scikit-learn photos), L2 warm-up then "
-        "proximal matching",
-        LPN, dict(in_channels=1), "natural-gray", 40,
+        "LPN with a convex patch-mixture field for grey natural images at sigma 0.1 (scikit-image/scikit-learn "
+        "photos), L2 warm-up then proximal matching",
+        LPN, dict(in_channels=1, quadratic_kernel=0, mixture_kernel=7), "natural-gray", 40,
         TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2", l1_fraction=0.8, batch_size=32,
                     intensity_shift=0.5, intensity_scale=0.5, val_every=250, ckpt_every=250),
     ),
