@@ -81,8 +81,9 @@ class MixtureField(nn.Module):
         w, b = zonal_selection(kernel, 0.5 * (threshold * sigma) ** 2 / kernel**2)
         with torch.no_grad():  # block-diagonal: filter c P^2 + j is DCT filter j on channel c (a tight frame)
             self.frame.weight.zero_()
+            dct = dct_frame(kernel)[:, 0]
             for c in range(channels):
-                self.frame.weight[c * components:(c + 1) * components, c] = dct_frame(kernel)[:, 0]
+                self.frame.weight[c * components:(c + 1) * components, c] = dct
             self.quad.weight.copy_(w.repeat(1, channels)[:, :, None, None])
             self.lin.weight.zero_()
             self.lin.bias.copy_(b)
