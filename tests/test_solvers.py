@@ -1,6 +1,7 @@
 """Solvers: known minimisers, monotone PGD objective, residuals, generic denoisers, bad input."""
 
 import math
+import warnings
 
 import deepinv as dinv
 from deepinv.physics.functional.blur import gaussian_blur
@@ -271,3 +272,29 @@ def test_gpu_ct_solve_reaches_cpu_quality(projector, max_db):
     assert gpu.x.is_cuda
     p_cpu, p_gpu = float(psnr(cpu.x, x)), float(psnr(gpu.x.cpu(), x))
     assert p_cpu > 24 and abs(p_gpu - p_cpu) < max_db, (p_cpu, p_gpu)
+
+
+def test_run_off_with_an_unbounded_regulariser_warns():
+    """R(x) = -0.1 ||x||^2 (f = 1.25 x) is unbounded below on the null space of a pixel mask:
+    the objective keeps falling while the masked pixels grow by 1.25 per ADMM iteration, so
+    no objective test can see it. Once they pass 10x the start's range the solve must say so."""
+    mask = (torch.arange(64, dtype=torch.float64).reshape(1, 1, 8, 8) % 2 == 0).double()
+    physics = dinv.physics.LinearPhysics(A=lambda x: mask * x, A_adjoint=lambda y: mask * y)
+    x_true = 0.2 + 0.6 * torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    y = physics.A(x_true)
+    with pytest.warns(UserWarning, match="left") as caught:
+        res = pl.solve(y, physics, QuadraticPrior(-0.2), method="admm", lam=1.0, max_iter=40, x0=x_true.clone())
+    assert sum("left" in str(w.message) for w in caught) == 1  # once, not at every iteration
+    assert any("left" in n for n in res.notes)
+    objective = res.history["objective"]
+    assert all(b < a for a, b in zip(objective, objective[1:]))  # falling all along
+    assert float(res.x.abs().max()) > 10 * 1.25 * float(x_true.abs().max())
+
+
+def test_no_range_warning_for_a_solve_that_stays_in_range():
+    physics = blur_physics()
+    y = physics.A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = pl.solve(y, physics, QuadraticPrior(0.1), method="admm", lam=1.0, max_iter=30)
+    assert not any("left" in n for n in res.notes)

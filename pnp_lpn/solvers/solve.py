@@ -32,6 +32,8 @@ from .._checks import check_image, check_positive
 from ..priors.base import ProxPrior
 from .iterations import METHODS, PriorStep, rms
 
+RANGE_FACTOR = 10.0  # iterates beyond this x the scale of the start and first iterate get a warning
+
 
 @dataclass
 class SolveResult:
@@ -218,7 +220,10 @@ def solve(
     :param tol_objective: also stop when the relative objective change is <= this.
     :param patience: stop after this many consecutive objective increases (PGD with
         step <= 1/||A||^2 never increases) or at the first non-finite iterate; the best
-        iterate (lowest objective) is returned.
+        iterate (lowest objective) is returned. An iterate with a value beyond ``RANGE_FACTOR``
+        (10) x max(1, max |x0|, max |x_1|) only warns (and adds a note): a learned R can be
+        unbounded below far outside its training range, so the objective may fall while the
+        iterate runs off, but a legitimate minimiser may lie there too.
     :param step: tau, the step of the data term: the PGD gradient step, or 1/penalty of ADMM.
         Default 1/lam, where the prior step is one call of the prior. A shorter step makes it
         the prox of t R with t = tau lam < 1: exact-prox priors solve it as a convex problem
@@ -267,6 +272,7 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
     keys += ["dual_residual"] if method == "admm" else []
     rows: dict[str, list[Tensor]] = {k: [] for k in keys}
     best_x, best_obj, best_iter = state.z.clone(), torch.full((y.shape[0],), math.inf), 0
+    limit = RANGE_FACTOR * max(1.0, float(state.z.abs().max()))
     reason, converged, increases, prev_obj = "max_iter reached", False, 0, None
     t0 = time.perf_counter()
     bar = tqdm(range(1, max_iter + 1), disable=not progress, desc=f"PnP-{method.upper()}")
@@ -277,6 +283,16 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
         if not torch.isfinite(z).all():
             reason = f"diverged: non-finite iterate at iteration {k}; returning the best iterate"
             break
+        if k == 1:
+            limit = max(limit, RANGE_FACTOR * float(z.abs().max()))
+        elif float(z.abs().max()) > limit:  # e.g. a learned R unbounded below: F falls while x runs off
+            msg = (f"solve: the iterate left [-{limit:.3g}, {limit:.3g}] ({RANGE_FACTOR:g} x the largest value of the "
+                   f"start and the first iterate) at iteration {k}: a learned R can decrease without bound outside "
+                   "its training range, so a falling objective does not mean a good result; box=(lo, hi) keeps "
+                   "iterates in range")
+            warnings.warn(msg, stacklevel=3)
+            notes.append(msg)
+            limit = math.inf  # warn once
         Az = out.Az if out.Az is not None else physics.A(z)
         data = 0.5 * (Az - y).flatten(1).pow(2).sum(1)
         rel_change = rms(z - z_prev) / rms(z_prev).clamp_min(1e-12)
