@@ -8,7 +8,7 @@ of R below the image range that made compressed-sensing runs collapse (docs/trai
 (``mixture_kernel=7``, started as zonal DCT selection) in place of the learned quadratic term:
 the ICNN alone was held at 28.7 dB by its convexity parametrisation (docs/training.md).
 Since 0.7 its warm-up rate anneals from 1e-3 to 1e-4 (``anneal_warmup``): the field's
-validation score stops wandering at the constant rate's noise level and ends 0.15 dB higher.
+validation score stops wandering at the constant rate's noise level and ends 0.17 dB higher.
 ``natural-gray-mixed`` (the 0.2 recipe, on the 17 photos of ``natural-gray-0.4``) gives up
 0.9 dB there but stays usable at noise up to 2x the training level. The
 other presets draw a per-sample noise level uniformly in [0, 2 sigma] (``sigma_range``) with
