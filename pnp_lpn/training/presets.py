@@ -11,9 +11,9 @@ Since 0.7 its warm-up rate anneals from 1e-3 to 1e-4 (``anneal_warmup``): the fi
 validation score stops wandering at the constant rate's noise level and ends 0.17 dB higher.
 ``natural-gray-mixed`` (since 0.8) is the same recipe with a per-sample noise level drawn
 uniformly in [0, 0.2]: it gives up 1.1 dB at sigma 0.1 but stays usable at noise up to 2x the
-training level. The other presets draw a per-sample noise level uniformly in [0, 2 sigma] (``sigma_range``) with
-the default L1 warm-up. The other LPN presets use the LPN default ``quadratic_kernel=5`` (learned
-quadratic term), which is what made long PnP runs stable.
+training level. The other presets draw a per-sample noise level uniformly in [0, 2 sigma]
+(``sigma_range``) with the default L1 warm-up, and their LPNs use the LPN default
+``quadratic_kernel=5`` (learned quadratic term), which is what made long PnP runs stable.
 
 ``pnp-lpn train --preset NAME [--steps N ...]`` runs one; the preset name, overrides and
 data description are stored in the checkpoint's metadata.
