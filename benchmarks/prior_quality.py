@@ -9,8 +9,11 @@ scikit-image photos named by ``--images`` (e.g. ``stereo_motorcycle``, a photo t
 trained on nor was selected on):
 
 - denoising PSNR of f(x + sigma n) at sigma in ``--sigmas`` (same noise for every prior),
-  and for sigma below the prior's training level also of its MAP denoiser there
-  (``MAP@sigma``: ``prior.denoise(y, sigma)``, the exact prox of (sigma / sigma_train)^2 R);
+  for sigma below the prior's training level also of its MAP denoiser there
+  (``MAP@sigma``: ``prior.denoise(y, sigma)``, the exact prox of (sigma / sigma_train)^2 R),
+  and at every other level of its rescaled prox (``rescaled@sigma``: f(s y) / s with
+  s = sigma_train / sigma, the exact prox of R(s .) / s^2, ``pnp_lpn.RescaledPrior``; what
+  ``prior.denoise`` does above the training level);
 - drift: PSNR of f^k(x) against a *clean* x for k in ``--iterates``. A prox of a regulariser
   whose minimisers are natural images keeps clean images nearly fixed; a prior whose R is
   unbounded below off the data walks away from them, and long PnP runs then drift too.
@@ -27,6 +30,10 @@ trained on nor was selected on):
 (the classical bar) and ``dncnn`` (scico's pretrained 17-layer blind DnCNN closest to sigma,
 trained on 400 BSD images: what an unconstrained network reaches on these images). Outputs
 of every row are scored unclipped.
+``--color`` scores on r, g, b images instead (the colour validation image of ``natural-color``,
+or the colour versions of ``--images``), each grey prior as ``pnp_lpn.OpponentColorPrior`` (the
+grey prior on the luminance and colour-difference channels; still an exact prox), and
+``bm3d`` as colour BM3D.
 ``--dihedral`` adds, for every prior, a row for its average over the 8 flips / rotations
 (``pnp_lpn.DihedralPrior``: still an exact prox; 8x the cost).
 Writes benchmarks/results/prior_quality_<name>.json and .md.
@@ -94,6 +101,8 @@ def main() -> None:
     ap.add_argument("--dihedral", action="store_true", help="also score each prior averaged over the 8 orientations")
     ap.add_argument("--images", nargs="+", default=None,
                     help="score on these scikit-image photos (luma) instead of the validation images of --data")
+    ap.add_argument("--color", action="store_true",
+                    help="colour images; grey priors as OpponentColorPrior, bm3d as colour BM3D")
     ap.add_argument("--name", default=None, help="results file tag (default: the dataset)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -102,21 +111,28 @@ def main() -> None:
 
     from pnp_lpn.data import natural_image
 
-    clean = [natural_image(n) for n in args.images] if args.images else validation_images(args.data)
+    if args.images:
+        clean = [natural_image(n, color=args.color) for n in args.images]
+    else:
+        clean = validation_images("natural-color" if args.color else args.data)
     noisy = {s: noisy_copies(clean, s) for s in args.sigmas}
     rows = []
-    from pnp_lpn import DihedralPrior
+    from pnp_lpn import DihedralPrior, OpponentColorPrior, RescaledPrior
     from pnp_lpn.baselines import make_denoiser
 
     for name in args.priors:
         base = make_denoiser(name)  # a shipped prior name or a prior file
         run = base.metadata.get("training", {})
+        if args.color and base.in_channels == 1:
+            base, name = OpponentColorPrior(base), f"{name} (opponent colour)"
         for prior, label in [(base, name)] + ([(DihedralPrior(base), f"{name} + D4 average")] if args.dihedral else []):
             row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}
             row.update({f"psnr@{s}": mean_psnr(prior, noisy[s], clean) for s in args.sigmas})
             s_t = prior.sigma_train
-            row.update({f"MAP@{s}": mean_psnr(lambda y, s=s: prior.denoise(y, s), noisy[s], clean)
-                        for s in args.sigmas if s_t is not None and s < s_t})
+            for s in [s for s in args.sigmas if s_t is not None and s < s_t]:
+                row[f"MAP@{s}"] = mean_psnr(lambda y: prior.denoise(y, s), noisy[s], clean)
+            for s in [s for s in args.sigmas if s_t is not None and s != s_t]:
+                row[f"rescaled@{s}"] = mean_psnr(RescaledPrior(prior, s), noisy[s], clean)
             row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
             row.update(offset_scores(prior, noisy[0.1] if 0.1 in noisy else noisy_copies(clean, 0.1), clean))
             rows.append(row)
@@ -135,13 +151,14 @@ def write(rows: list[dict], args) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"prior_quality_{tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     cols = list(dict.fromkeys(c for r in rows for c in r if c != "prior"))
-    where = f"Scikit-image photos {', '.join(args.images)}" if args.images else f"Validation images of `{args.data}`"
+    where = (f"Scikit-image photos {', '.join(args.images)}" if args.images
+             else f"Validation images of `{'natural-color' if args.color else args.data}`") + (" (r, g, b)" if args.color else "")
     lines = [f"{where}; command: `python benchmarks/prior_quality.py "
              f"--data {args.data}{' --images ' + ' '.join(args.images) if args.images else ''} "
              f"--priors {' '.join(args.priors)} --sigmas {' '.join(map(str, args.sigmas))} "
              f"--iterates {' '.join(map(str, args.iterates))}"
              f"{' --baselines ' + ' '.join(args.baselines) if args.baselines else ''}"
-             f"{' --dihedral' if args.dihedral else ''}`", "",
+             f"{' --dihedral' if args.dihedral else ''}{' --color' if args.color else ''}`", "",
              "| prior | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]

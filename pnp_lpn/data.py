@@ -5,7 +5,7 @@
   is a smooth background field (Gaussian-filtered white noise) inside a large body ellipse,
   plus 4-14 inner ellipses with random centre, axes, rotation and signed intensity, times a
   random global contrast in [0.6, 1]. ``CT_SEEDS`` lists the seeds already in use.
-- :func:`natural_image`: a scikit-image photo as luma; ``HELD_OUT_NATURAL`` are the photos
+- :func:`natural_image`: a scikit-image photo as luma (or r, g, b); ``HELD_OUT_NATURAL`` are the photos
   no shipped prior was trained on (evaluate natural-image priors on these, or on your own).
 """
 
@@ -34,8 +34,9 @@ def shepp_logan(size: int) -> Tensor:
     return torch.from_numpy(np.clip(img, 0, 1).astype(np.float32))[None, None]
 
 
-def natural_image(name: str) -> Tensor:
-    """The scikit-image image ``name`` as luma (1, H, W) in [0, 1] (ITU-R 601, as the training data).
+def natural_image(name: str, color: bool = False) -> Tensor:
+    """The scikit-image image ``name`` as luma (1, H, W) in [0, 1] (ITU-R 601, as the training data),
+    or with ``color`` as r, g, b (3, H, W) (a grey source is then repeated in the three channels).
 
     ``name`` is a function of ``skimage.data`` that needs no download (e.g. "coins",
     "chelsea"); for the stereo pair "stereo_motorcycle" the left view is returned.
@@ -55,6 +56,10 @@ def natural_image(name: str) -> Tensor:
     if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
         raise ValueError(f"skimage.data.{name}() is not an image; {hint}")
     a = np.asarray(img, dtype=np.float32) / 255.0
+    a = a[..., :3] if a.ndim == 3 else a  # drop an alpha channel
+    if color:
+        a = np.repeat(a[..., None], 3, -1) if a.ndim == 2 else a
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
     if a.ndim == 3:
         a = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
     return torch.from_numpy(np.ascontiguousarray(a))[None]

@@ -137,16 +137,24 @@ def test_bm3d_matches_library_and_denoises():
         BM3D()(y, 0.0)
 
 
-def test_bm3d_per_image_and_channel(monkeypatch):
-    """Each (image, channel) plane goes to bm3d.bm3d with its image's sigma."""
+def test_bm3d_per_image_and_channel_and_colour_bm3d_on_rgb(monkeypatch):
+    """Each (image, channel) plane goes to bm3d.bm3d with its image's sigma; a 3-channel image
+    goes whole (H, W, 3) to colour BM3D, bm3d.bm3d_rgb."""
     def fake(z, sigma_psd, profile):
         assert z.shape == (8, 8)
         return z * sigma_psd
 
+    def fake_rgb(z, sigma_psd, profile):
+        assert z.shape == (8, 8, 3)
+        return z * sigma_psd + np.array([0.0, 1.0, 2.0])
+
     monkeypatch.setattr(bm3d, "bm3d", fake)
+    monkeypatch.setattr(bm3d, "bm3d_rgb", fake_rgb)
+    sig = torch.tensor([0.1, 0.3]).view(2, 1, 1, 1)
+    y = torch.rand(2, 2, 8, 8)
+    assert torch.allclose(BM3D()(y, sig.flatten()), y * sig)
     y = torch.rand(2, 3, 8, 8)
-    out = BM3D()(y, torch.tensor([0.1, 0.3]))
-    assert torch.allclose(out, y * torch.tensor([0.1, 0.3]).view(2, 1, 1, 1))
+    assert torch.allclose(BM3D()(y, sig.flatten()), y * sig + torch.arange(3.0).view(1, 3, 1, 1))
 
 
 def test_registry():

@@ -38,6 +38,27 @@ def test_solve_simulated_blur(tmp_path, capsys, extra):
     assert "PSNR" in capsys.readouterr().out
 
 
+def test_solve_color_keeps_rgb_with_the_opponent_colour_prior(tmp_path, capsys):
+    """--color: a png photo stays r, g, b, the grey prior runs as OpponentColorPrior, and the
+    output is a colour image; --color with a CT operator or a grey array is refused."""
+    from skimage.data import astronaut
+    from skimage.io import imread, imsave
+
+    img = tmp_path / "img.png"
+    imsave(img, astronaut()[100:148, 180:228])
+    assert main(["solve", str(img), "--operator", "blur", "--simulate", "--noise", "0.02", "--iters", "3", "--color",
+                 "--out", str(tmp_path / "out")]) == 0
+    assert imread(tmp_path / "out" / "x.png").shape == (48, 48, 3)
+    assert np.load(tmp_path / "out" / "x.npy").shape == (3, 48, 48)
+    assert "PSNR" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--color works with"):
+        main(["solve", str(img), "--operator", "ct", "--size", "48", "--color"])
+    grey = tmp_path / "grey.npy"
+    np.save(grey, np.zeros((48, 48), np.float32))
+    with pytest.raises(SystemExit, match="r, g, b image"):
+        main(["solve", str(grey), "--operator", "blur", "--simulate", "--color"])
+
+
 def test_solve_ct_needs_size(tmp_path):
     sino = tmp_path / "sino.npy"
     np.save(sino, np.zeros((10, 20), np.float32))

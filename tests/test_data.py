@@ -16,6 +16,9 @@ def test_shepp_logan_and_natural_image_shapes_and_range():
     assert coins.shape == (1, 303, 384) and chelsea.shape[0] == 1
     assert 0 <= float(chelsea.min()) and float(chelsea.max()) <= 1
     moto = data.natural_image("stereo_motorcycle")  # left view of the stereo pair
+    rgb = data.natural_image("chelsea", color=True)
+    assert rgb.shape == (3, 300, 451) and data.natural_image("coins", color=True).shape == (3, 303, 384)
+    torch.testing.assert_close(0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2], chelsea[0])  # ITU-R 601 luma
     assert moto.shape == (1, 500, 741) and "stereo_motorcycle" not in datasets.training_image_names()
     with pytest.raises(ValueError, match="no image 'nope'"):
         data.natural_image("nope")

@@ -404,7 +404,92 @@ def test_denoise_is_the_map_denoiser_below_the_training_level():
     res = pl.solve(y, physics, prior, max_iter=500, tol=1e-10)
     assert res.lam == pytest.approx(0.25)
     torch.testing.assert_close(res.x, soft(y, 0.25), atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="sigma <= sigma_train"):
-        prior.denoise(y, 0.2)
     with pytest.raises(ValueError, match="no sigma_train"):
         SoftThresholdPrior(1).denoise(y, 0.05)
+    with pytest.raises(ValueError, match="finite number > 0"):
+        prior.denoise(y, -0.1)
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.2, 0.35])
+def test_rescaled_prior_is_the_prox_of_the_rescaled_regularizer(sigma):
+    """For R = ||.||_1 trained at 0.1, R_s(z) = R(s z) / s^2 = ||z||_1 / s with s = 0.1 / sigma (sigma / 0.1 times ||z||_1):
+    the rescaled prior is soft(v, sigma / 0.1), with that R, and denoise uses it above the
+    training level (closed forms)."""
+    prior = pl.RescaledPrior(SoftThresholdPrior(1, sigma_train=0.1).double(), sigma)
+    thr = sigma / 0.1
+    v = 4 * torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    z, reg = prior.prox_with_regularizer(v)
+    torch.testing.assert_close(z, soft(v, thr))
+    torch.testing.assert_close(reg, thr * z.abs().flatten(1).sum(1))
+    assert prior.sigma_train == sigma and prior.config()["rescaled_to_sigma"] == sigma
+    if sigma > 0.1:
+        torch.testing.assert_close(prior.base.denoise(v, sigma), soft(v, thr))
+
+
+def test_rescaled_prior_of_an_lpn_is_exact_and_leaves_the_ae_lpn_unchanged():
+    """f_s(v) = f(s v) / s; the output minimises 1/2 ||z - v||^2 + R(s z) / s^2 with R from the
+    base's own inversion (an independent path); an AE-LPN (f(a v) = a f(v)) is unchanged."""
+    base = randomize(pl.LPN(1, channels=(6, 8), depth=2, alpha=0.1), seed=3).double().eval()
+    base.sigma_train = 0.1
+    prior = pl.RescaledPrior(base, 0.25)
+    s = 0.4
+    v = torch.rand(2, 1, 10, 10, dtype=torch.float64)
+    z, reg = prior.prox_with_regularizer(v)
+    torch.testing.assert_close(z, base(s * v) / s)
+    torch.testing.assert_close(reg, base.regularizer(s * z, tol=1e-10) / s**2, atol=1e-7, rtol=1e-6)
+    objective = lambda x: 0.5 * (x - v).flatten(1).pow(2).sum(1) + base.regularizer(s * x, tol=1e-10) / s**2
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        assert (objective(z) <= objective(z + 1e-2 * torch.randn(z.shape, generator=g, dtype=z.dtype)) + 1e-9).all()
+    ae = make(pl.AELPN, dtype=torch.float32)
+    ae.sigma_train = 0.1
+    xs = torch.rand(2, 1, 12, 12)
+    torch.testing.assert_close(pl.RescaledPrior(ae, 0.3)(xs), ae(xs), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="sigma_train"):
+        pl.RescaledPrior(SoftThresholdPrior(1), 0.2)
+    with pytest.raises(ValueError, match="sigma"):
+        pl.RescaledPrior(base, 0.0)
+    with pytest.raises(TypeError, match="ProxPrior"):
+        pl.RescaledPrior(torch.nn.Identity(), 0.2)
+
+
+@pytest.mark.parametrize("c", [3**0.5 / 2, 1.0])
+def test_opponent_color_prior_is_the_grey_prox_in_an_orthonormal_colour_basis(c):
+    """For R = ||.||_1 and luminance scale c: f_c(v) = U^T [soft(U v, t)] with thresholds t = (1/c, 1, 1)
+    and R_c(z) = ||t * U z||_1, with U the opponent transform written out here (rows luminance,
+    r - b, r - 2 g + b); z minimises 1/2 ||z - v||^2 + R_c(z) (perturbation check); a grey image
+    (r = g = b) has no colour difference and is denoised through its luminance only."""
+    prior = pl.OpponentColorPrior(SoftThresholdPrior(1, sigma_train=0.1).double(), luma_scale=c)
+    u = torch.tensor([[1.0, 1, 1], [1, 0, -1], [1, -2, 1]], dtype=torch.float64)
+    u = u / u.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(u @ u.T, torch.eye(3, dtype=torch.float64))
+    t = torch.tensor([1 / c, 1.0, 1.0], dtype=torch.float64).view(1, 3, 1, 1)
+    to_u = lambda x: torch.einsum("ij,bjhw->bihw", u, x)
+    v = 3 * torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    z, reg = prior.prox_with_regularizer(v)
+    torch.testing.assert_close(z, torch.einsum("ji,bjhw->bihw", u, soft(to_u(v), t)))
+    torch.testing.assert_close(reg, (t * to_u(z)).abs().flatten(1).sum(1))
+    objective = lambda x: 0.5 * (x - v).flatten(1).pow(2).sum(1) + (t * to_u(x)).abs().flatten(1).sum(1)
+    g = torch.Generator().manual_seed(2)
+    for _ in range(5):
+        assert (objective(z) <= objective(z + 1e-3 * torch.randn(z.shape, generator=g, dtype=z.dtype))).all()
+    grey = torch.rand(1, 1, 5, 5, dtype=torch.float64).expand(1, 3, 5, 5)
+    torch.testing.assert_close(prior(grey), (soft(3**0.5 * grey[:, :1], 1 / c) / 3**0.5).expand(1, 3, 5, 5))
+    assert prior.in_channels == 3 and prior.sigma_train == 0.1 and prior.config()["luma_scale"] == c
+
+
+def test_opponent_color_prior_of_an_lpn_keeps_the_exact_regularizer_and_checks_its_input():
+    prior = pl.OpponentColorPrior(make(pl.LPN, alpha=0.05))
+    v = torch.rand(2, 3, 9, 9, dtype=torch.float64)
+    z, r_exact = prior.prox_with_regularizer(v)
+    res = prior.regularizer(z, tol=1e-8, max_iter=2000, return_result=True)
+    assert (res.residual <= 1e-7).all()
+    torch.testing.assert_close(res.value, r_exact, rtol=1e-6, atol=1e-6 * r_exact.abs().max().item())
+    with pytest.raises(ValueError, match="3"):
+        prior(torch.rand(1, 1, 9, 9, dtype=torch.float64))
+    with pytest.raises(ValueError, match="grey"):
+        pl.OpponentColorPrior(make(pl.LPN, c=3))
+    with pytest.raises(TypeError, match="ProxPrior"):
+        pl.OpponentColorPrior(torch.nn.Identity())
+    with pytest.raises(ValueError, match="luma_scale"):
+        pl.OpponentColorPrior(make(pl.LPN), luma_scale=0.0)

@@ -10,7 +10,8 @@
   the solved problem is 1/2 ||Ax - y||^2 + s_n sqrt(lam) weight TV(x), so lam still
   sets the regularisation (with ths ~ sigma^2 it would cancel out).
 - :class:`BM3D`: the ``bm3d`` package (Dabov et al.; Makinen et al.), called on every
-  image and channel as ``bm3d.bm3d(z, sigma_psd=sigma)``.
+  image and channel as ``bm3d.bm3d(z, sigma_psd=sigma)``, and on r, g, b images (3 channels)
+  as colour BM3D, ``bm3d.bm3d_rgb`` (the strong colour baseline, not per channel).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class TV(Denoiser):
 
 
 class BM3D(Denoiser):
-    """BM3D from the ``bm3d`` package, per image and channel, at noise std ``sigma`` (> 0).
+    """BM3D from the ``bm3d`` package at noise std ``sigma`` (> 0): per image and channel, or
+    colour BM3D (``bm3d_rgb``) for 3-channel images.
 
     :param profile: bm3d profile name ("np", "refilter", "vn", "high", "deb").
     """
@@ -67,6 +69,10 @@ class BM3D(Denoiser):
         if min(sig) <= 0:
             raise ValueError(f"BM3D needs a positive noise level, got sigma={sig}")
         z = x.detach().cpu().double().numpy()
-        out = np.stack([np.stack([bm3d.bm3d(z[i, c], sigma_psd=sig[i], profile=self.profile)
-                                  for c in range(z.shape[1])]) for i in range(z.shape[0])])
+        if z.shape[1] == 3:  # colour BM3D: grouping on the luminance, filtering in an opponent colour space
+            out = np.stack([bm3d.bm3d_rgb(z[i].transpose(1, 2, 0), sig[i], profile=self.profile).transpose(2, 0, 1)
+                            for i in range(z.shape[0])])
+        else:
+            out = np.stack([np.stack([bm3d.bm3d(z[i, c], sigma_psd=sig[i], profile=self.profile)
+                                      for c in range(z.shape[1])]) for i in range(z.shape[0])])
         return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)

@@ -142,13 +142,13 @@ def reconstruct(method: Method, task: Task, split: Split, lam: float | None, max
 
 
 def _denoise(prior, y: Tensor, sigma: float) -> Tensor:
-    """Generic denoisers at sigma; exact-prox priors give their MAP denoiser below their
-    training level (``ProxPrior.denoise``) and the prox itself at and above it."""
+    """Generic denoisers at sigma; exact-prox priors through ``ProxPrior.denoise``: their MAP
+    denoiser below the training level, the prox at it, the rescaled prox above it."""
     if not isinstance(prior, ProxPrior):
         return prior(y, sigma)
-    if prior.sigma_train is not None and sigma < prior.sigma_train:
-        return prior.denoise(y, sigma)
-    return prior(y)
+    if prior.sigma_train is None:
+        return prior(y)
+    return prior.denoise(y, sigma)
 
 
 @torch.no_grad()

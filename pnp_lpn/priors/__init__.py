@@ -1,10 +1,16 @@
-"""Exact-prox priors: LPN and AE-LPN, their dihedral average, checkpoints and a deepinv explicit-prior adapter."""
+"""Exact-prox priors: LPN and AE-LPN; their dihedral average, rescaling and colour version;
+checkpoints and a deepinv explicit-prior adapter."""
 
 from .aelpn import AELPN
-from .base import ProxPrior, RegularizerResult, ScaledProx
+from .base import ProxPrior, RegularizerResult, ScaledProx, WrappedPrior
+from .color import OpponentColorPrior
 from .deepinv_prior import DeepinvExplicitPrior
 from .dihedral import DihedralPrior
 from .lpn import LPN
 from .pretrained import list_pretrained, load_pretrained
+from .rescaled import RescaledPrior
 
-__all__ = ["AELPN", "DeepinvExplicitPrior", "DihedralPrior", "LPN", "ProxPrior", "RegularizerResult", "ScaledProx", "list_pretrained", "load_pretrained"]
+__all__ = [
+    "AELPN", "DeepinvExplicitPrior", "DihedralPrior", "LPN", "OpponentColorPrior", "ProxPrior", "RegularizerResult",
+    "RescaledPrior", "ScaledProx", "WrappedPrior", "list_pretrained", "load_pretrained",
+]

@@ -21,7 +21,7 @@ import torch
 from deepinv.models import Denoiser
 from torch import Tensor
 
-from .._checks import check_image
+from .._checks import check_image, check_positive
 from .convex_net import NonNegConv2d
 from .inversion import invert_gradient
 
@@ -152,23 +152,29 @@ class ProxPrior(Denoiser):
         return ScaledProx(z, reg, inv.v, inv.residual, inv.n_iter)
 
     def denoise(self, y: Tensor, sigma: float, tol: float = 1e-5) -> Tensor:
-        """MAP denoiser at noise level sigma <= sigma_train under the learned prior.
+        """Denoiser at noise level sigma built from this prior, exact prox in every case.
 
-        The prox was trained at sigma_train, so R ~ sigma_train^2 (-log p) and the MAP problem
-        argmin_x 1/2 ||x - y||^2 + sigma^2 (-log p(x)) is the prox of t R with
-        t = (sigma / sigma_train)^2 (the default lam of :func:`pnp_lpn.solve` for A = I),
-        solved by :meth:`scaled_prox_with_regularizer` to the RMS residual ``tol`` (about the
-        RMS error of the result). sigma = sigma_train is the prox
-        itself; above it the MAP denoiser would need t > 1, which the network does not give.
+        - sigma < sigma_train: the MAP denoiser of the learned prior. The prox was trained at
+          sigma_train, so R ~ sigma_train^2 (-log p), and argmin_x 1/2 ||x - y||^2 +
+          sigma^2 (-log p(x)) is the prox of t R with t = (sigma / sigma_train)^2 (the default
+          lam of :func:`pnp_lpn.solve` for A = I), solved by :meth:`scaled_prox_with_regularizer`
+          to the RMS residual ``tol`` (about the RMS error of the result).
+        - sigma = sigma_train: the prox f itself.
+        - sigma > sigma_train: the MAP denoiser would need t > 1, which the network does not
+          give; this returns the rescaled prox f(s y) / s, s = sigma_train / sigma, the exact
+          prox of R(s .) / s^2 (:class:`~pnp_lpn.priors.rescaled.RescaledPrior`: the image is
+          scaled so that its noise is at the training level, denoised, and scaled back).
         """
         if self.sigma_train is None:
-            raise ValueError("this prior has no sigma_train; use scaled_prox_with_regularizer(y, t) with your own t")
-        t = (float(sigma) / self.sigma_train) ** 2
-        if not 0.0 < t <= 1.0 + 1e-9:
-            raise ValueError(f"denoise needs 0 < sigma <= sigma_train = {self.sigma_train:g}, got sigma={sigma!r}; "
-                             "above the training level use a prior trained there (or the AE-LPN), or prior(y) for "
-                             "the prox at the training level")
-        return self.scaled_prox_with_regularizer(y, min(t, 1.0), tol=tol).z
+            raise ValueError("this prior has no sigma_train; use scaled_prox_with_regularizer(y, t) with your own t, "
+                             "or RescaledPrior")
+        sigma = check_positive(sigma, "the noise level sigma of denoise")
+        if sigma > self.sigma_train * (1 + 1e-9):
+            from .rescaled import RescaledPrior
+
+            return RescaledPrior(self, sigma)(y)
+        t = min((sigma / self.sigma_train) ** 2, 1.0)
+        return self.scaled_prox_with_regularizer(y, t, tol=tol).z
 
     @torch.no_grad()
     def project_weights(self) -> None:
@@ -200,3 +206,23 @@ class ProxPrior(Denoiser):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config().items())
+
+
+class WrappedPrior(ProxPrior):
+    """An exact-prox prior whose potential is built from ``base``'s by a map that keeps it
+    convex (an average over orientations, a rescaling, a colour transform). The base's
+    parameters are shared, not copied; the wrapper starts in the base's train/eval mode (a
+    loaded prior stays in eval: no second-order graph per call). Save ``prior.base`` to keep
+    the weights (the wrappers have none).
+    """
+
+    def __init__(self, base: ProxPrior, in_channels: int | None = None, sigma_train: float | None = None):
+        if not isinstance(base, ProxPrior):
+            raise TypeError(f"{type(self).__name__} wraps an exact-prox prior (ProxPrior), got {type(base).__name__}")
+        super().__init__(in_channels or base.in_channels, base.sigma_train if sigma_train is None else sigma_train)
+        self.base = base
+        self.train(base.training)
+
+    def config(self) -> dict:
+        """The base prior's architecture and arguments (the wrapper adds none)."""
+        return {"wrapper": type(self).__name__, "base": type(self.base).__name__, **self.base.config()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import ProxPrior
+from .base import WrappedPrior
 
 
 def dihedral_views(x: Tensor) -> list[Tensor]:
@@ -27,24 +27,11 @@ def dihedral_views(x: Tensor) -> list[Tensor]:
     return [torch.rot90(v, k, (-2, -1)) for v in (x, flipped) for k in range(4)]
 
 
-class DihedralPrior(ProxPrior):
+class DihedralPrior(WrappedPrior):
     """``base`` averaged over the 8 orientations: psi_D(x) = 1/8 sum_g psi_base(g x).
 
-    :param base: any :class:`ProxPrior` (LPN, AE-LPN, a loaded checkpoint); its parameters
-        are shared, not copied, and the wrapper starts in the base's train/eval mode. Save
-        ``prior.base`` to keep the weights (the averaging has none).
+    :param base: any :class:`ProxPrior` (LPN, AE-LPN, a loaded checkpoint).
     """
-
-    def __init__(self, base: ProxPrior):
-        if not isinstance(base, ProxPrior):
-            raise TypeError(f"DihedralPrior averages an exact-prox prior (ProxPrior), got {type(base).__name__}")
-        super().__init__(base.in_channels, base.sigma_train)
-        self.base = base
-        self.train(base.training)  # a loaded (eval) prior stays in eval: no second-order graph per call
 
     def _potential(self, x: Tensor) -> Tensor:
         return torch.stack([self.base._potential(v) for v in dihedral_views(x)]).mean(0)
-
-    def config(self) -> dict:
-        """The base prior's architecture and arguments (the averaging adds none)."""
-        return {"dihedral_average_of": type(self.base).__name__, **self.base.config()}
