@@ -32,8 +32,9 @@ trained on 400 BSD images: what an unconstrained network reaches on these images
 of every row are scored unclipped.
 ``--color`` scores on r, g, b images instead (the colour validation image of ``natural-color``,
 or the colour versions of ``--images``), each grey prior as ``pnp_lpn.OpponentColorPrior`` (the
-grey prior on the luminance and colour-difference channels; still an exact prox), and
-``bm3d`` as colour BM3D.
+grey prior on the luminance and colour-difference channels; still an exact prox) after a row
+of the grey prior applied per r, g, b channel (the prox up to its training level, the
+rescaled prox above it), and ``bm3d`` as colour BM3D.
 ``--dihedral`` adds, for every prior, a row for its average over the 8 flips / rotations
 (``pnp_lpn.DihedralPrior``: still an exact prox; 8x the cost).
 Writes benchmarks/results/prior_quality_<name>.json and .md.
@@ -90,6 +91,22 @@ def offset_scores(prior, noisy: list[torch.Tensor], clean: list[torch.Tensor]) -
     return row
 
 
+def per_channel_row(grey, label: str, noisy: dict, clean: list[torch.Tensor]) -> dict:
+    """Denoising PSNR of a grey prior applied to each r, g, b channel separately (the prox at
+    its training level, the rescaled prox above it): the baseline of ``OpponentColorPrior``."""
+    from pnp_lpn import RescaledPrior
+
+    def apply(f):
+        return lambda y: f(y.transpose(0, 1)).transpose(0, 1)  # channels as a batch of grey images
+
+    row = {"prior": label}
+    for s, ys in noisy.items():
+        above = grey.sigma_train is not None and s > grey.sigma_train
+        row[f"{'rescaled' if above else 'psnr'}@{s}"] = mean_psnr(apply(RescaledPrior(grey, s) if above else grey), ys, clean)
+    print(json.dumps(row))
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="natural-gray", help="named dataset whose validation images are used")
@@ -124,6 +141,7 @@ def main() -> None:
         base = make_denoiser(name)  # a shipped prior name or a prior file
         run = base.metadata.get("training", {})
         if args.color and base.in_channels == 1:
+            rows.append(per_channel_row(base, f"{name} (per r, g, b channel)", noisy, clean))
             base, name = OpponentColorPrior(base), f"{name} (opponent colour)"
         for prior, label in [(base, name)] + ([(DihedralPrior(base), f"{name} + D4 average")] if args.dihedral else []):
             row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}

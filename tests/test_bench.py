@@ -158,3 +158,31 @@ def test_box_reaches_the_solver(monkeypatch):
         splits = {s: make_split(task, task_images(task, s, cfg), s) for s in ("val", "test")}
         evaluate(task, parse_method("tv-admm"), splits, cfg)
     assert boxes == [None, None, (0.0, 1.0), (0.0, 1.0), (0.0, 1.0), (0.0, 1.0)]
+
+
+def test_colour_tasks_use_rgb_crops_and_the_opponent_colour_prior(tmp_path):
+    """Colour tasks: r, g, b crops of chelsea (val) and stereo_motorcycle (test); the LPN family
+    runs as OpponentColorPrior (its denoising score equals that prior applied by hand); DnCNN
+    (grey weights) is left out."""
+    import pnp_lpn as pl
+    from pnp_lpn.metrics import psnr
+
+    task = TASKS["denoise-color-0.1"]
+    val, test = (task_images(task, s, TINY) for s in ("val", "test"))
+    assert val.shape == test.shape == (1, 3, 32, 32) and not torch.equal(val, test)
+    assert (val[:, 0] - val[:, 1]).abs().max() > 0.01  # really colour
+    names = ("lpn-admm", "tv-admm", "dncnn-admm", "bm3d-admm")
+    assert [m.name for m in methods_for(TASKS["deblur-color-b1-n0.02"], names)] == ["lpn-admm", "tv-admm", "bm3d-admm"]
+    args = ["bench", "--tasks", "deblur-color-b1-n0.02,denoise-color-0.1", "--methods", "lpn-admm,tv-admm",
+            "--size", "32", "--iters", "2", "--grid", "1", "--threads", "1", "--quiet", "--out", str(tmp_path)]
+    assert main(args) == 0
+    with (tmp_path / "results.csv").open() as f:
+        rows = {(r["task"], r["method"]): r for r in csv.DictReader(f)}
+    assert set(rows) == {("deblur-color-b1-n0.02", "lpn-admm"), ("deblur-color-b1-n0.02", "tv-admm"),
+                         ("denoise-color-0.1", "lpn"), ("denoise-color-0.1", "tv")}
+    split = make_split(task, test, "test")
+    with torch.no_grad():
+        by_hand = pl.OpponentColorPrior(pl.load_pretrained("lpn-natural-gray"))(split.y).clamp(0, 1)
+    assert float(rows["denoise-color-0.1", "lpn"]["psnr"]) == pytest.approx(float(psnr(by_hand, split.x).mean()), abs=0.01)
+    assert float(rows["deblur-color-b1-n0.02", "lpn-admm"]["psnr"]) > 20
+    assert (tmp_path / "recon_deblur-color-b1-n0.02.png").exists()

@@ -3,7 +3,9 @@
 A method name is ``<family>-<solver>`` (``lpn-admm``, ``bm3d-admm``, ...) or ``fbp``.
 Families resolve per domain to a :func:`pnp_lpn.baselines.make_denoiser` name: ``lpn`` is
 ``lpn-natural-gray`` on natural images and ``lpn-ct`` on CT; ``aelpn`` exists for natural
-images only. A user prior file joins as a family of its own (:func:`user_families`, any domain).
+images only. On colour (r, g, b) tasks a grey exact-prox prior runs as
+:class:`pnp_lpn.OpponentColorPrior` and ``bm3d`` is colour BM3D; ``dncnn`` (grey weights) is
+left out there. A user prior file joins as a family of its own (:func:`user_families`, any domain).
 On a denoising task each family is applied once, as ``<family>`` with solver "denoise", at
 the true noise level.
 """
@@ -20,17 +22,17 @@ import torch
 from torch import Tensor
 
 from ..baselines import make_denoiser
-from ..priors import ProxPrior
+from ..priors import OpponentColorPrior, ProxPrior
 from ..solvers import solve
 from ..solvers.solve import operator_norm_sq
 from .tasks import Split, Task
 
 #: family -> domain -> denoiser name
 FAMILIES: dict[str, dict[str, str]] = {
-    "lpn": {"natural": "lpn-natural-gray", "ct": "lpn-ct"},
-    "aelpn": {"natural": "aelpn-natural-gray"},
-    "tv": {"natural": "tv", "ct": "tv"},
-    "bm3d": {"natural": "bm3d", "ct": "bm3d"},
+    "lpn": {"natural": "lpn-natural-gray", "color": "lpn-natural-gray", "ct": "lpn-ct"},
+    "aelpn": {"natural": "aelpn-natural-gray", "color": "aelpn-natural-gray"},
+    "tv": {"natural": "tv", "color": "tv", "ct": "tv"},
+    "bm3d": {"natural": "bm3d", "color": "bm3d", "ct": "bm3d"},
     "dncnn": {"natural": "dncnn", "ct": "dncnn"},
 }
 METHODS = ("lpn-admm", "lpn-pgd", "aelpn-admm", "aelpn-pgd", "tv-admm", "bm3d-admm", "dncnn-admm", "fbp")
@@ -48,7 +50,7 @@ def user_families(priors: tuple[tuple[str, str], ...]) -> dict[str, dict[str, st
         if name in families or name == "fbp" or not name or name.endswith(tuple(f"-{s}" for s in SOLVERS)):
             raise ValueError(f"prior name {name!r} is empty, taken or ends in a solver name; built-in: "
                              f"{', '.join(FAMILIES)}, fbp")
-        families[name] = {"natural": path, "ct": path}
+        families[name] = {"natural": path, "color": path, "ct": path}
     return families
 
 
@@ -99,6 +101,15 @@ def denoiser_name(method: Method, task: Task) -> str:
     return "fbp" if method.family == "fbp" else dict(method.denoisers)[task.domain]
 
 
+def make_task_denoiser(method: Method, task: Task):
+    """The method's denoiser for ``task``: a grey exact-prox prior on a colour task runs on
+    the opponent colour channels (:class:`pnp_lpn.OpponentColorPrior`)."""
+    prior = make_denoiser(denoiser_name(method, task))
+    if task.domain == "color" and isinstance(prior, ProxPrior) and prior.in_channels == 1:
+        return OpponentColorPrior(prior)
+    return prior
+
+
 @dataclass
 class Outcome:
     """One reconstruction of a split: x (B, C, H, W) and what the solver reported."""
@@ -118,7 +129,7 @@ def default_lam(method: Method, task: Task, split: Split) -> float:
     noise^2 / sigma_train^2 (sigma_train = 0.1 for generic denoisers and for prior files
     without a recorded training level), raised to ||A||^2
     for PGD (descent guarantee)."""
-    prior = make_denoiser(denoiser_name(method, task))
+    prior = make_task_denoiser(method, task)
     lam = task.noise_sigma**2 / (getattr(prior, "sigma_train", None) or GENERIC_SIGMA) ** 2
     if method.solver == "pgd":
         lam = max(lam, operator_norm_sq(split.operator(), split.x))
@@ -131,7 +142,7 @@ def reconstruct(method: Method, task: Task, split: Split, lam: float | None, max
     reconstruction only (not building the operator or loading the denoiser); warnings
     raised meanwhile are kept in ``notes``."""
     operator = split.operator()
-    prior = None if method.solver == "fbp" else make_denoiser(denoiser_name(method, task))
+    prior = None if method.solver == "fbp" else make_task_denoiser(method, task)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0 = time.perf_counter()

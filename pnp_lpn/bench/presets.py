@@ -21,6 +21,8 @@ class BenchConfig:
     :param max_iter: cap on each task's reference iteration count (None: no cap).
     :param natural_val: held-out natural images for the validation crops.
     :param natural_test: held-out natural images for the test crops.
+    :param color_val: colour photos for the validation crops of the colour tasks.
+    :param color_test: colour photos for their test crops.
     :param box_all: clip the iterates of every task to [0, 1] (as the CT demo does); by
         default only the tasks with a box (compressed sensing) clip.
     :param priors: user priors as (name, prior file) pairs; each adds the methods
@@ -36,6 +38,8 @@ class BenchConfig:
     max_iter: int | None = None
     natural_val: tuple[str, ...] = ("coins",)
     natural_test: tuple[str, ...] = ("chelsea",)
+    color_val: tuple[str, ...] = ("chelsea",)
+    color_test: tuple[str, ...] = ("stereo_motorcycle",)
     box_all: bool = False
     priors: tuple[tuple[str, str], ...] = ()
 

@@ -61,10 +61,12 @@ class Record:
 
 
 def task_images(task: Task, split: str, config: BenchConfig) -> Tensor:
-    """(n, 1, N, N) clean images of ``split`` ("val" or "test") for ``task``."""
+    """(n, C, N, N) clean images of ``split`` ("val" or "test") for ``task`` (C = 3 on colour tasks)."""
     n = config.n_val if split == "val" else config.n_test
     if task.domain == "ct":
         return ct_images(split, config.size, n)
+    if task.domain == "color":
+        return natural_crops(config.color_val if split == "val" else config.color_test, config.size, n, color=True)
     return natural_crops(config.natural_val if split == "val" else config.natural_test, config.size, n)
 
 

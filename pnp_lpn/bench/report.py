@@ -93,7 +93,8 @@ def write_markdown(result: BenchResult, path: Path, command: str = "") -> Path:
     c = result.config
     head = [f"# Benchmark results ({command})" if command else "# Benchmark results", "",
             f"- images {c.size}x{c.size}; {c.n_val} validation / {c.n_test} test image(s) per task; natural: "
-            f"validation crops of {', '.join(c.natural_val)}, test crops of {', '.join(c.natural_test)}; CT: "
+            f"validation crops of {', '.join(c.natural_val)}, test crops of {', '.join(c.natural_test)}; colour: "
+            f"validation crops of {', '.join(c.color_val)}, test crops of {', '.join(c.color_test)}; CT: "
             "validation phantoms (seed 20000), test Shepp-Logan (+ phantoms seed 30000)",
             f"- lam grid: default x {', '.join(f'{f:.3g}' for f in c.grid)}, chosen by mean validation PSNR; "
             f"iteration cap {c.max_iter or 'none (task reference counts)'}",
@@ -133,14 +134,15 @@ def recon_panel(result: BenchResult, task: str, path: Path) -> Path:
     """Ground truth, the measurement when it is an image, and every method's first test image."""
     plt = _plt()
     split = result.splits[task]["test"]
-    panels = [("ground truth", split.x[0, 0])]
+    panels = [("ground truth", split.x[0])]
     if split.y.shape == split.x.shape:
-        panels.append(("measurement", split.y[0, 0].clamp(0, 1)))
-    panels += [(f"{r.method}\n{float(psnr(r.x[:1], split.x[:1])):.2f} dB", r.x[0, 0])
+        panels.append(("measurement", split.y[0]))
+    panels += [(f"{r.method}\n{float(psnr(r.x[:1], split.x[:1])):.2f} dB", r.x[0])
                for r in result.records if r.task == task]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.8), squeeze=False)
     for ax, (title, img) in zip(axes[0], panels):
-        ax.imshow(img.cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+        img = img.clamp(0, 1).permute(1, 2, 0).cpu().numpy()  # (H, W, C): grey or r, g, b
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
     fig.suptitle(f"{task}: {TASKS[task].description} (first test image)", fontsize=9)

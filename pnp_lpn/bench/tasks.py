@@ -8,6 +8,9 @@ Images (held out from every shipped prior's training, see pnp_lpn.training.datas
   crops of ``chelsea`` (luma), the two images set aside from training as ``VALIDATION``.
   scikit-image/scikit-learn ship no other natural photos, and all the others are training
   images, which :func:`natural_crops` refuses.
+- colour tasks (``*-color-*``): the natural tasks on r, g, b crops; lam is chosen on crops of
+  ``chelsea`` (the one colour photo among the held-out ones) and scored on the left view of
+  ``stereo_motorcycle``, a photo that no prior was trained, validated or selected on.
 - CT tasks: lam is chosen on random phantoms ``ct_phantoms(n, size, seed=20_000)``; the test
   images are the Shepp-Logan phantom (scikit-image, resized) then phantoms with seed 30_000.
   The CT prior was trained on seed 0 (validation seed 10_000).
@@ -36,7 +39,8 @@ class Task:
     """One benchmark problem.
 
     :param name: identifier used on the command line and in the tables.
-    :param domain: "natural" or "ct" (chooses the images and the LPN prior).
+    :param domain: "natural", "color" (r, g, b natural images) or "ct" (chooses the images and
+        the LPN prior).
     :param noise_sigma: std of the Gaussian noise on the measurements (on the image for
         denoising tasks).
     :param operator: img_size (C, H, W) -> a pnp_lpn operator with this noise level;
@@ -75,6 +79,11 @@ def _tasks() -> dict[str, Task]:
               for v in (60, 200)]
     tasks += [Task(f"denoise-{s:g}", "natural", s, None, description=f"Gaussian denoising, sigma {s:g}")
               for s in (0.05, 0.1, 0.2, 0.3)]
+    tasks += [Task(f"deblur-color-b{b:g}-n{n:g}", "color", n, partial(GaussianBlur, sigma_blur=b, noise_sigma=n),
+                   max_iter=20, description=f"r, g, b: circular Gaussian blur sigma_b={b:g}, noise {n:g}")
+              for b, n in ((1.0, 0.02), (2.0, 0.04))]
+    tasks += [Task(f"denoise-color-{s:g}", "color", s, None, description=f"r, g, b: Gaussian denoising, sigma {s:g}")
+              for s in (0.1, 0.2)]
     return {t.name: t for t in tasks}
 
 
@@ -87,9 +96,9 @@ def crop_positions(extent: int, size: int, n: int) -> list[int]:
     return [int(round(f * (extent - size))) for f in fractions]
 
 
-def natural_crops(names: tuple[str, ...], size: int, n: int) -> Tensor:
-    """n crops (n, 1, size, size) taken round-robin from the named held-out images, along
-    each image's diagonal."""
+def natural_crops(names: tuple[str, ...], size: int, n: int, color: bool = False) -> Tensor:
+    """n crops (n, 1, size, size), or (n, 3, size, size) r, g, b with ``color``, taken
+    round-robin from the named held-out images, along each image's diagonal."""
     used = sorted(set(names) & training_image_names())
     if used:
         raise ValueError(f"{used} are training images of the shipped priors; benchmark on the held-out "
@@ -97,7 +106,7 @@ def natural_crops(names: tuple[str, ...], size: int, n: int) -> Tensor:
     per_image = -(-n // len(names))
     crops = []
     for name in names:
-        img = natural_image(name)
+        img = natural_image(name, color=color)
         if min(img.shape[-2:]) < size:
             raise ValueError(f"crop size {size} exceeds image {name!r} of shape {tuple(img.shape[-2:])}")
         rows, cols = crop_positions(img.shape[-2], size, per_image), crop_positions(img.shape[-1], size, per_image)
