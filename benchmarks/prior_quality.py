@@ -120,6 +120,8 @@ def main() -> None:
                     help="score on these scikit-image photos (luma) instead of the validation images of --data")
     ap.add_argument("--color", action="store_true",
                     help="colour images; grey priors as OpponentColorPrior, bm3d as colour BM3D")
+    ap.add_argument("--luma-scale", dest="luma_scale", type=float, default=None,
+                    help="with --color: OpponentColorPrior's luma_scale (default: its default, 1/sqrt(3))")
     ap.add_argument("--name", default=None, help="results file tag (default: the dataset)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -142,7 +144,8 @@ def main() -> None:
         run = base.metadata.get("training", {})
         if args.color and base.in_channels == 1:
             rows.append(per_channel_row(base, f"{name} (per r, g, b channel)", noisy, clean))
-            base, name = OpponentColorPrior(base), f"{name} (opponent colour)"
+            kw = {} if args.luma_scale is None else {"luma_scale": args.luma_scale}
+            base, name = OpponentColorPrior(base, **kw), f"{name} (opponent colour{', luma x%g' % args.luma_scale if kw else ''})"
         for prior, label in [(base, name)] + ([(DihedralPrior(base), f"{name} + D4 average")] if args.dihedral else []):
             row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}
             row.update({f"psnr@{s}": mean_psnr(prior, noisy[s], clean) for s in args.sigmas})
@@ -176,7 +179,8 @@ def write(rows: list[dict], args) -> None:
              f"--priors {' '.join(args.priors)} --sigmas {' '.join(map(str, args.sigmas))} "
              f"--iterates {' '.join(map(str, args.iterates))}"
              f"{' --baselines ' + ' '.join(args.baselines) if args.baselines else ''}"
-             f"{' --dihedral' if args.dihedral else ''}{' --color' if args.color else ''}`", "",
+             f"{' --dihedral' if args.dihedral else ''}{' --color' if args.color else ''}"
+             f"{f' --luma-scale {args.luma_scale:g}' if args.luma_scale is not None else ''}`", "",
              "| prior | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]

@@ -453,7 +453,7 @@ def test_rescaled_prior_of_an_lpn_is_exact_and_leaves_the_ae_lpn_unchanged():
         pl.RescaledPrior(torch.nn.Identity(), 0.2)
 
 
-@pytest.mark.parametrize("c", [3**0.5 / 2, 1.0])
+@pytest.mark.parametrize("c", [1 / 3**0.5, 1.0])
 def test_opponent_color_prior_is_the_grey_prox_in_an_orthonormal_colour_basis(c):
     """For R = ||.||_1 and luminance scale c: f_c(v) = U^T [soft(U v, t)] with thresholds t = (1/c, 1, 1)
     and R_c(z) = ||t * U z||_1, with U the opponent transform written out here (rows luminance,

@@ -17,11 +17,13 @@ space is what colour BM3D does: the colour differences of natural images are smo
 weak, so the grey prior flattens them far more than it would the r, g, b channels, and the
 noise (white, so still white after U) is removed where the channels agree. Measured in
 docs/priors.md ("Colour images").
-The luminance spans [0, sqrt 3] for images in [0, 1], beyond the contrasts the natural-image
-presets trained on (a x + c with a <= 1.5): there R is not a sane regulariser, and a PnP-ADMM
-deblurring run with c_1 = 1 walked off to values of +-15 (10.2 dB). So the luminance is scaled
-by c_1 = sqrt(3) / 2 (``luma_scale``) into contrast <= 1.5; it is then denoised as if its noise
-were sigma / c_1 (0.16 dB less at sigma 0.1, and the same run converges).
+The luminance spans [0, sqrt 3] for images in [0, 1]. Far above the range of the grey training
+images R is not a sane regulariser: PnP-ADMM deblurring runs walked off to values of +-15 with
+c_1 = 1, and on a saturated highlight still with c_1 = sqrt(3)/2 (luminance contrast 1.5, the
+top of the natural presets' contrast augmentation) and 0.75. So by default the luminance is
+scaled by c_1 = 1 / sqrt(3) (``luma_scale``) to the mean intensity (r + g + b) / 3, in [0, 1]
+like the grey training images; it is then denoised as if its noise were sqrt(3) sigma, which
+costs denoising PSNR (docs/priors.md, "Colour images") and buys stable PnP runs.
 """
 
 from __future__ import annotations
@@ -56,10 +58,10 @@ class OpponentColorPrior(WrappedPrior):
 
     :param base: a 1-channel :class:`ProxPrior` (e.g. ``load_pretrained("lpn-natural-gray")``).
     :param luma_scale: c_1, the factor on the luminance before the grey prior sees it (> 0; the
-        default maps images in [0, 1] to contrast <= 1.5, the natural-image training range).
+        default 1 / sqrt(3) maps it to the mean intensity, in [0, 1] for images in [0, 1]).
     """
 
-    def __init__(self, base: ProxPrior, luma_scale: float = math.sqrt(3) / 2):
+    def __init__(self, base: ProxPrior, luma_scale: float = 1 / math.sqrt(3)):
         if isinstance(base, ProxPrior) and base.in_channels != 1:
             raise ValueError(f"OpponentColorPrior applies a grey (1-channel) prior to each opponent channel; "
                              f"this prior takes {base.in_channels} channels")
