@@ -47,14 +47,10 @@ def to_opponent(x: Tensor) -> Tensor:
     return torch.einsum("ij,bjhw->bihw", OPPONENT.to(x), x)
 
 
-def from_opponent(z: Tensor) -> Tensor:
-    """U^T z per pixel, the inverse of :func:`to_opponent`."""
-    return torch.einsum("ji,bjhw->bihw", OPPONENT.to(z), z)
-
-
 class OpponentColorPrior(WrappedPrior):
     """A grey (1-channel) prior applied to the opponent colour channels of an r, g, b image:
-    psi_c(x) = sum_i psi((U x)_i); an exact prox for (B, 3, H, W) images.
+    psi_c(x) = sum_i psi(c_i (U x)_i) / c_i^2, c = (luma_scale, 1, 1); an exact prox for
+    (B, 3, H, W) images (the prox itself, U^T applied to the channel proxes, comes from autograd).
 
     :param base: a 1-channel :class:`ProxPrior` (e.g. ``load_pretrained("lpn-natural-gray")``).
     :param luma_scale: c_1, the factor on the luminance before the grey prior sees it (> 0; the
