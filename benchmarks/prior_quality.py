@@ -34,7 +34,9 @@ of every row are scored unclipped.
 or the colour versions of ``--images``), each grey prior as ``pnp_lpn.OpponentColorPrior`` (the
 grey prior on the luminance and colour-difference channels; still an exact prox) after a row
 of the grey prior applied per r, g, b channel (the prox up to its training level, the
-rescaled prox above it), and ``bm3d`` as colour BM3D.
+rescaled prox above it), and ``bm3d`` as colour BM3D; colour rows add ``denoise@sigma``,
+``prior.denoise(y, sigma)`` (for ``OpponentColorPrior``: every opponent channel denoised at
+sigma by the grey prior's ``denoise``, whatever ``--luma-scale``).
 ``--dihedral`` adds, for every prior, a row for its average over the 8 flips / rotations
 (``pnp_lpn.DihedralPrior``: still an exact prox; 8x the cost).
 Writes benchmarks/results/prior_quality_<name>.json and .md.
@@ -154,6 +156,9 @@ def main() -> None:
                 row[f"MAP@{s}"] = mean_psnr(lambda y: prior.denoise(y, s), noisy[s], clean)
             for s in [s for s in args.sigmas if s_t is not None and s != s_t]:
                 row[f"rescaled@{s}"] = mean_psnr(RescaledPrior(prior, s), noisy[s], clean)
+            if args.color:
+                row.update({f"denoise@{s}": mean_psnr(lambda y, s=s: prior.denoise(y, s), noisy[s], clean)
+                            for s in args.sigmas})
             row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
             row.update(offset_scores(prior, noisy[0.1] if 0.1 in noisy else noisy_copies(clean, 0.1), clean))
             rows.append(row)

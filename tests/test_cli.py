@@ -59,6 +59,35 @@ def test_solve_color_keeps_rgb_with_the_opponent_colour_prior(tmp_path, capsys):
         main(["solve", str(grey), "--operator", "blur", "--simulate", "--color"])
 
 
+def test_solve_denoise_is_one_denoise_call_of_the_prior(tmp_path, capsys):
+    """--operator denoise: x = prior.denoise(y, --noise) for a noisy image (colour: the opponent
+    colour prior's denoise); with --simulate the printed PSNR rises; no noise level or 'tv' is refused."""
+    import re
+
+    import torch
+    from skimage.data import astronaut, camera
+
+    import pnp_lpn as pl
+
+    rgb = astronaut()[100:140, 180:220].astype(np.float32).transpose(2, 0, 1) / 255
+    noisy = rgb + 0.1 * np.random.default_rng(0).standard_normal(rgb.shape).astype(np.float32)
+    np.save(tmp_path / "noisy.npy", noisy)
+    assert main(["solve", str(tmp_path / "noisy.npy"), "--operator", "denoise", "--noise", "0.1", "--color",
+                 "--out", str(tmp_path / "rgb")]) == 0
+    with torch.no_grad():
+        expected = pl.OpponentColorPrior(pl.load_pretrained("lpn-natural-gray")).denoise(torch.from_numpy(noisy)[None], 0.1)
+    np.testing.assert_allclose(np.load(tmp_path / "rgb" / "x.npy"), expected[0].numpy(), atol=1e-5)
+    np.save(tmp_path / "clean.npy", camera()[:48, :48].astype(np.float32) / 255)
+    assert main(["solve", str(tmp_path / "clean.npy"), "--operator", "denoise", "--simulate", "--noise", "0.2",
+                 "--out", str(tmp_path / "grey")]) == 0
+    before, after = map(float, re.search(r"PSNR ([\d.]+) -> ([\d.]+) dB", capsys.readouterr().out).groups())
+    assert after > before + 3 and np.load(tmp_path / "grey" / "x.npy").shape == (48, 48)
+    with pytest.raises(SystemExit, match="--noise SIGMA"):
+        main(["solve", str(tmp_path / "clean.npy"), "--operator", "denoise"])
+    with pytest.raises(SystemExit, match="not 'tv'"):
+        main(["solve", str(tmp_path / "clean.npy"), "--operator", "denoise", "--noise", "0.1", "--prior", "tv"])
+
+
 def test_solve_ct_needs_size(tmp_path):
     sino = tmp_path / "sino.npy"
     np.save(sino, np.zeros((10, 20), np.float32))

@@ -40,8 +40,21 @@ def test_held_out_images_are_not_training_images():
     assert datasets.VALIDATION == list(data.HELD_OUT_NATURAL)
 
 
-def test_natural_gray_0_4_is_the_earlier_photo_set():
-    new, old = datasets.make_sampler("natural-gray"), datasets.make_sampler("natural-gray-0.4")
-    assert len(old.images) == 17 and len(new.images) == 20
-    assert all(torch.equal(a, b) for a, b in zip(old.images, new.images))  # the three extra come last
-    assert {tuple(im.shape) for im in new.images[17:]} == {(1, 512, 512), (1, 600, 512)}
+def test_photo_sets_grow_by_version():
+    sets = [datasets.make_sampler(n).images for n in ("natural-gray-0.4", "natural-gray-0.5", "natural-gray")]
+    assert [len(s) for s in sets] == [17, 20, 27]
+    for old, new in zip(sets, sets[1:]):  # each set extends the one before; the new photos come last
+        assert all(torch.equal(a, b) for a, b in zip(old, new))
+    assert {tuple(im.shape) for im in sets[1][17:]} == {(1, 512, 512), (1, 600, 512)}
+    assert {tuple(im.shape) for im in sets[2][20:]} == {(1, 574, 702), (1, 512, 768), (1, 768, 1024), (1, 377, 300)}
+    assert all(float(im.min()) >= 0 and float(im.max()) <= 1 and im.std() > 0.05 for im in sets[2][20:])
+    with pytest.raises(ValueError, match="photo_set must be one of"):
+        datasets.natural_images("train", photo_set="0.3")
+
+
+def test_missing_photo_package_names_the_install_command(monkeypatch):
+    monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps sporco"):
+        datasets.natural_images("train")
+
+

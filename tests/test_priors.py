@@ -478,6 +478,22 @@ def test_opponent_color_prior_is_the_grey_prox_in_an_orthonormal_colour_basis(c)
     assert prior.in_channels == 3 and prior.sigma_train == 0.1 and prior.config()["luma_scale"] == c
 
 
+@pytest.mark.parametrize("sigma, threshold", [(0.1, 1.0), (0.2, 2.0), (0.05, 0.25)])
+def test_opponent_color_denoise_thresholds_every_opponent_channel_at_the_noise_level(sigma, threshold):
+    """For R = ||.||_1 trained at 0.1, the grey denoise at sigma is soft-thresholding at (sigma / 0.1)^2
+    below 0.1 (MAP) and sigma / 0.1 from 0.1 up (prox, rescaled prox); the colour denoise applies it
+    to every opponent channel alike, whatever the luminance scale of the prox."""
+    u = torch.tensor([[1.0, 1, 1], [1, 0, -1], [1, -2, 1]], dtype=torch.float64)
+    u = u / u.norm(dim=1, keepdim=True)
+    v = 3 * torch.randn(2, 3, 6, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = torch.einsum("ji,bjhw->bihw", u, soft(torch.einsum("ij,bjhw->bihw", u, v), threshold))
+    for c in (1 / 3**0.5, 1.0):
+        prior = pl.OpponentColorPrior(SoftThresholdPrior(1, sigma_train=0.1).double(), luma_scale=c)
+        torch.testing.assert_close(prior.denoise(v, sigma, tol=1e-9), expected, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="3"):
+        prior.denoise(v[:, :1], sigma)
+
+
 def test_opponent_color_prior_of_an_lpn_keeps_the_exact_regularizer_and_checks_its_input():
     prior = pl.OpponentColorPrior(make(pl.LPN, alpha=0.05))
     v = torch.rand(2, 3, 9, 9, dtype=torch.float64)

@@ -23,7 +23,10 @@ c_1 = 1, and on a saturated highlight still with c_1 = sqrt(3)/2 (luminance cont
 top of the natural presets' contrast augmentation) and 0.75. So by default the luminance is
 scaled by c_1 = 1 / sqrt(3) (``luma_scale``) to the mean intensity (r + g + b) / 3, in [0, 1]
 like the grey training images; it is then denoised as if its noise were sqrt(3) sigma, which
-costs denoising PSNR (docs/priors.md, "Colour images") and buys stable PnP runs.
+costs denoising PSNR in the prox and buys stable PnP runs. One-shot denoising has no such
+trade-off and :meth:`OpponentColorPrior.denoise` does not pay it: white noise of std sigma
+stays white with std sigma in every opponent channel, so it denoises each channel at sigma
+with the grey prior's own ``denoise`` (luminance unscaled), measured in docs/priors.md.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ OPPONENT = torch.tensor([[1 / math.sqrt(3)] * 3,
 def to_opponent(x: Tensor) -> Tensor:
     """U x per pixel: (B, 3, H, W) r, g, b -> (B, 3, H, W) luminance and two colour differences."""
     return torch.einsum("ij,bjhw->bihw", OPPONENT.to(x), x)
+
+
+def from_opponent(z: Tensor) -> Tensor:
+    """U^T z per pixel, the inverse of :func:`to_opponent` (U is orthogonal)."""
+    return torch.einsum("ji,bjhw->bihw", OPPONENT.to(z), z)
 
 
 class OpponentColorPrior(WrappedPrior):
@@ -69,6 +77,21 @@ class OpponentColorPrior(WrappedPrior):
         c = torch.tensor([self.luma_scale, 1.0, 1.0], dtype=x.dtype, device=x.device)
         channels = (to_opponent(x) * c.view(1, 3, 1, 1)).reshape(3 * b, 1, h, w)
         return (self.base._potential(channels).view(b, 3) / c**2).sum(1)
+
+    def denoise(self, y: Tensor, sigma: float, tol: float = 1e-5) -> Tensor:
+        """Denoiser at noise level sigma for (B, 3, H, W) images, an exact prox:
+
+            f(y) = U^T [ g_sigma((U y)_i) ]_i,     g_sigma = ``base.denoise(., sigma)``,
+
+        the prox of sum_i R_sigma((U z)_i) with R_sigma the grey regulariser that g_sigma is the prox
+        of (MAP below the training level, rescaled above; :meth:`ProxPrior.denoise`). U is
+        orthonormal, so the noise has std sigma in every opponent channel and each is denoised at
+        its own level; ``luma_scale`` (the prox's trade-off for PnP) plays no part here.
+        """
+        y = self._check(y)
+        b, _, h, w = y.shape
+        channels = self.base.denoise(to_opponent(y).reshape(3 * b, 1, h, w), sigma, tol=tol)
+        return from_opponent(channels.reshape(b, 3, h, w))
 
     def config(self) -> dict:
         """The base prior's architecture and arguments, and ``luma_scale``."""

