@@ -162,7 +162,7 @@ def test_box_reaches_the_solver(monkeypatch):
 
 def test_colour_tasks_use_rgb_crops_and_the_opponent_colour_prior(tmp_path):
     """Colour tasks: r, g, b crops of chelsea (val) and stereo_motorcycle (test); the LPN family
-    runs as OpponentColorPrior (its denoising score equals that prior applied by hand); DnCNN
+    runs as OpponentColorPrior (its denoising score equals that prior's denoise applied by hand); DnCNN
     (grey weights) is left out."""
     import pnp_lpn as pl
     from pnp_lpn.metrics import psnr
@@ -182,7 +182,7 @@ def test_colour_tasks_use_rgb_crops_and_the_opponent_colour_prior(tmp_path):
                          ("denoise-color-0.1", "lpn"), ("denoise-color-0.1", "tv")}
     split = make_split(task, test, "test")
     with torch.no_grad():
-        by_hand = pl.OpponentColorPrior(pl.load_pretrained("lpn-natural-gray"))(split.y).clamp(0, 1)
+        by_hand = pl.OpponentColorPrior(pl.load_pretrained("lpn-natural-gray")).denoise(split.y, 0.1).clamp(0, 1)
     assert float(rows["denoise-color-0.1", "lpn"]["psnr"]) == pytest.approx(float(psnr(by_hand, split.x).mean()), abs=0.01)
     assert float(rows["deblur-color-b1-n0.02", "lpn-admm"]["psnr"]) > 20
     assert (tmp_path / "recon_deblur-color-b1-n0.02.png").exists()

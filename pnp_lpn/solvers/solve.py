@@ -289,7 +289,8 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
             msg = (f"solve: the iterate left [-{limit:.3g}, {limit:.3g}] ({RANGE_FACTOR:g} x the largest value of the "
                    f"start and the first iterate) at iteration {k}: a learned R can decrease without bound outside "
                    "its training range, so a falling objective does not mean a good result; box=(lo, hi) keeps "
-                   "iterates in range")
+                   "iterates in range, and a smaller step (e.g. step=1/(2 lam): a larger ADMM penalty, the prior "
+                   "step then the exact prox of R/2) damps the run-off")
             warnings.warn(msg, stacklevel=3)
             notes.append(msg)
             limit = math.inf  # warn once
