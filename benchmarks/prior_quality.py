@@ -152,13 +152,14 @@ def main() -> None:
             row = {"prior": label, "steps": run.get("steps_done", run.get("step"))}
             row.update({f"psnr@{s}": mean_psnr(prior, noisy[s], clean) for s in args.sigmas})
             s_t = prior.sigma_train
-            for s in [s for s in args.sigmas if s_t is not None and s < s_t]:
-                row[f"MAP@{s}"] = mean_psnr(lambda y: prior.denoise(y, s), noisy[s], clean)
+            below = [s for s in args.sigmas if s_t is not None and s < s_t]
+            denoised = {s: mean_psnr(lambda y, s=s: prior.denoise(y, s), noisy[s], clean)
+                        for s in (args.sigmas if args.color else below)}  # MAP@ below sigma_train, denoise@ (colour)
+            row.update({f"MAP@{s}": denoised[s] for s in below})
             for s in [s for s in args.sigmas if s_t is not None and s != s_t]:
                 row[f"rescaled@{s}"] = mean_psnr(RescaledPrior(prior, s), noisy[s], clean)
             if args.color:
-                row.update({f"denoise@{s}": mean_psnr(lambda y, s=s: prior.denoise(y, s), noisy[s], clean)
-                            for s in args.sigmas})
+                row.update({f"denoise@{s}": v for s, v in denoised.items()})
             row.update({f"f^{k}(x)": v for k, v in drift(prior, clean, args.iterates).items()})
             row.update(offset_scores(prior, noisy[0.1] if 0.1 in noisy else noisy_copies(clean, 0.1), clean))
             rows.append(row)

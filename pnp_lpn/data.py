@@ -7,22 +7,44 @@
   random global contrast in [0.6, 1]. ``CT_SEEDS`` lists the seeds already in use.
 - :func:`natural_image`: a scikit-image photo as luma (or r, g, b); ``HELD_OUT_NATURAL`` are the photos
   no shipped prior was trained on (evaluate natural-image priors on these, or on your own).
+- :func:`package_file`: a data file inside an installed wheel, found without importing it.
 """
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 from torch import Tensor
 
-__all__ = ["ct_phantoms", "natural_image", "random_phantom", "shepp_logan"]
+__all__ = ["ct_phantoms", "natural_image", "package_file", "random_phantom", "shepp_logan"]
 
 #: natural images that no shipped prior was trained on (the training validation images)
 HELD_OUT_NATURAL = ("coins", "chelsea")
 #: seeds of ct_phantoms() used by this package; a new study should draw from another seed
 CT_SEEDS = {"train": 0, "train-validation": 10_000, "bench-validation": 20_000, "bench-test": 30_000,
             "ct-study-example": 40_000, "pnp-runs-benchmark": 50_000}
+
+
+def package_file(package: str, parts: tuple[str, ...], what: str, hint: str) -> Path:
+    """The file ``parts`` (relative to the package folder) inside an installed package, found
+    without importing the package (scico's ``__init__`` pulls JAX, sporco's pyfftw).
+
+    :param what: what the file is, for the error message.
+    :param hint: the install command that provides it, for the error message.
+    :raises FileNotFoundError: naming the path looked at (or the missing package) and ``hint``.
+    """
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(locations[0], *parts) if locations else None
+    if path is None or not path.is_file():
+        where = f" (looked for {path})" if path is not None else f" (package {package} not found)"
+        raise FileNotFoundError(f"{what} is missing{where}; it ships in the {package} wheel: {hint}  "
+                                f"({package} is never imported)")
+    return path
 
 
 def shepp_logan(size: int) -> Tensor:

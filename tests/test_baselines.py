@@ -1,6 +1,8 @@
 """Baseline denoisers: DnCNN (scico weights) against a known score, TV and BM3D against the
 libraries they wrap, the missing-weights message, and the registry."""
 
+import importlib.util
+
 import bm3d
 import numpy as np
 import pytest
@@ -86,10 +88,10 @@ def test_missing_weights_name_the_install_command(monkeypatch, tmp_path):
     class Spec:
         submodule_search_locations = [str(tmp_path)]
 
-    monkeypatch.setattr(dncnn_module.importlib.util, "find_spec", lambda name: Spec())
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: Spec())
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps scico==0\.0\.7"):
         DnCNN("17M")
-    monkeypatch.setattr(dncnn_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="scico"):
         DnCNN("6M")
 

@@ -1,5 +1,7 @@
 """Test images: shapes, ranges, reproducibility, and that held-out means held out."""
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -53,7 +55,7 @@ def test_photo_sets_grow_by_version():
 
 
 def test_missing_photo_package_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps sporco"):
         datasets.natural_images("train", photo_set="0.10")
 

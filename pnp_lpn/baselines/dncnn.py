@@ -18,7 +18,6 @@ the image). All models are single-channel; a C-channel image is denoised channel
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from deepinv.models import Denoiser
 from torch import Tensor, nn
+
+from ..data import package_file
 
 VARIANTS = ("6L", "6M", "6H", "6N", "17L", "17M", "17H", "17N")
 #: training noise level of the blind variants (scico/data/flax/README.rst)
@@ -35,14 +36,8 @@ INSTALL_HINT = "pip install --no-deps scico==0.0.7"
 
 def weights_path(variant: str) -> Path:
     """Path of scico's ``dncnn<variant>.mpk`` (found without importing scico, which pulls JAX)."""
-    spec = importlib.util.find_spec("scico")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    path = Path(locations[0]) / "data" / "flax" / f"dncnn{variant}.mpk" if locations else None
-    if path is None or not path.is_file():
-        where = f" (looked for {path})" if path is not None else " (package scico not found)"
-        raise FileNotFoundError(f"DnCNN weights dncnn{variant}.mpk are missing{where}; they ship in the "
-                                f"scico wheel: {INSTALL_HINT}  (no JAX needed, scico is never imported)")
-    return path
+    return package_file("scico", ("data", "flax", f"dncnn{variant}.mpk"), f"DnCNN weights dncnn{variant}.mpk",
+                        f"{INSTALL_HINT} (no JAX needed)")
 
 
 def _decode_array(code: int, data: bytes):

@@ -7,14 +7,13 @@ patches (with flips and 90-degree rotations). Batches are drawn from a generator
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..data import CT_SEEDS, HELD_OUT_NATURAL, ct_phantoms
+from ..data import CT_SEEDS, HELD_OUT_NATURAL, ct_phantoms, package_file
 
 NATURAL_GRAY = ["camera", "moon", "brick", "grass", "gravel", "text", "page", "clock", "cell"]
 NATURAL_COLOR = ["astronaut", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina"]
@@ -72,21 +71,10 @@ def _load_matplotlib(name: str) -> np.ndarray:
     return matplotlib.image.imread(Path(matplotlib.get_data_path()) / "sample_data" / name)
 
 
-def _package_file(package: str, *parts: str) -> Path:
-    """A data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    path = Path(next(iter(spec.submodule_search_locations)), *parts) if spec and spec.submodule_search_locations else None
-    if path is None or not path.is_file():
-        where = f" (looked for {path})" if path is not None else f" (package {package} not found)"
-        raise FileNotFoundError(f"training photo {parts[-1]!r} is missing{where}; it ships in the {package} wheel: "
-                                f"{PHOTO_INSTALL_HINT} (neither package is imported)")
-    return path
-
-
 def _load_packaged(package: str, folder: tuple[str, ...], name: str) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(_package_file(package, *folder, name)) as im:
+    with Image.open(package_file(package, (*folder, name), f"training photo {name!r}", PHOTO_INSTALL_HINT)) as im:
         return np.asarray(im.convert("RGB"))
 
 
