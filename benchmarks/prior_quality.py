@@ -25,6 +25,11 @@ trained on nor was selected on):
   sane R puts them slightly below natural images (a basin of ~0.001-0.01 per pixel); a
   basin of order 1 or more means R has minimisers far outside the image range, which PnP
   iterates reach where the data leave many directions free (compressed sensing).
+- out-of-range gain: ||f(c y)|| / ||c y|| for the noisy images y at sigma 0.1 scaled by c = 3
+  and 10 (``gain x3``, ``gain x10``). A denoiser of images in [0, 1] has no reason to amplify
+  inputs far outside that range (the MMSE denoiser maps every input into the convex hull of the
+  data, a gain of ~1/c); a gain >= 1 there means f pushes such inputs further out, which is
+  how PnP iterates run off where the data leave directions free (docs/solvers.md, "Run-off").
 
 ``--baselines`` adds reference rows for the PSNR columns, each given the true sigma: ``bm3d``
 (the classical bar) and ``dncnn`` (scico's pretrained 17-layer blind DnCNN closest to sigma,
@@ -84,12 +89,15 @@ def drift(prior, clean: list[torch.Tensor], iterates: list[int]) -> dict[int, fl
 
 @torch.no_grad()
 def offset_scores(prior, noisy: list[torch.Tensor], clean: list[torch.Tensor]) -> dict[str, float]:
-    """PSNR of f(y + c) - c for c = -0.5, +0.5 and the constant-image basin (module docstring)."""
+    """PSNR of f(y + c) - c for c = -0.5, +0.5, the constant-image basin and the out-of-range
+    gains (module docstring)."""
     row = {f"shift {c:+g}": mean_psnr(lambda y, c=c: prior(y + c) - c, noisy, clean) for c in (-0.5, 0.5)}
     at_images = sum(float(prior.prox_with_regularizer(y)[1]) / y.numel() for y in noisy) / len(noisy)
     consts = torch.linspace(-2, 2, 17).view(-1, 1, 1, 1) * torch.ones(1, clean[0].shape[0], 64, 64)
     at_consts = prior.prox_with_regularizer(consts)[1] / consts[0].numel()
     row["R basin/px"] = at_images - float(at_consts.min())
+    for c in (3, 10):
+        row[f"gain x{c}"] = sum(float(prior(c * y).norm() / (c * y).norm()) for y in noisy) / len(noisy)
     return row
 
 
