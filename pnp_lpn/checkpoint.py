@@ -3,13 +3,15 @@
 A file holds the prior's parameters under ``model.<name>``, optionally the optimiser state
 under ``optim.<...>`` (training checkpoints), and one metadata entry ``pnp_lpn`` with a
 JSON object: format and package version, the architecture and its constructor
-arguments, and whatever the trainer records (sigma, data, steps, losses, wall time, ...).
+arguments, the range of its clean training images (``data_range``, since 0.11; null when
+unknown), and whatever the trainer records (sigma, data, steps, losses, wall time, ...).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -40,7 +42,9 @@ def save_prior(
     if arch not in ARCHITECTURES:
         raise ValueError(f"cannot save a {arch}; known architectures: {sorted(ARCHITECTURES)}")
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "package_version": __version__,
-            "architecture": arch, "config": prior.config(), **(metadata or {})}
+            "architecture": arch, "config": prior.config(),
+            "data_range": None if prior.data_range is None else [float(v) for v in prior.data_range],
+            **(metadata or {})}
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in prior.state_dict().items()}
     tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     path = Path(path)
@@ -96,7 +100,22 @@ def load_prior(path: str | Path, device: str | torch.device = "cpu") -> ProxPrio
     except RuntimeError as e:
         raise ValueError(f"{path}: weights do not match the stored {meta['architecture']} config: {e}") from e
     prior.metadata = meta
+    prior.data_range = _data_range(meta, path)
     return prior.to(device).eval()
+
+
+def _data_range(meta: dict, path: str | Path) -> tuple[float, float] | None:
+    """The stored (lo, hi) training range, None if the file has none (written before 0.11)."""
+    value = meta.get("data_range")
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: data_range must be [lo, hi], got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"{path}: data_range must be finite with lo < hi, got {value!r}")
+    return lo, hi
 
 
 def export_prior(checkpoint: str | Path, out: str | Path, name: str, description: str) -> Path:

@@ -47,10 +47,27 @@ def add_solve_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--lam", type=float, help="regularisation weight (default: noise^2 / prior sigma^2)")
     p.add_argument("--step", type=float, help="data step tau (PGD step, 1/ADMM penalty; default 1/lam); below "
                    "1/lam the prior step is the exact prox of (tau lam) R, several prior calls each")
+    p.add_argument("--box", type=_box, default="auto",
+                   help="LO,HI: clip every iterate to [LO, HI] (--box=-0.1,1 for a negative LO); 'none': no clip (default: 0,1 for ct and cs, as in "
+                        "the benchmark tasks, none otherwise). Without a box a solve whose iterates leave the "
+                        "prior's training range stops as 'ran off'")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--tol", type=float, default=1e-5)
     p.add_argument("--out", default="solve_out", help="output folder")
     return p
+
+
+def _box(text: str) -> tuple[float, float] | str | None:
+    """'auto', 'none' or 'LO,HI' with LO < HI."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (e.g. 0,1), 'auto' or 'none', got {text!r}") from None
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"the box needs LO < HI, got {text!r}")
+    return lo, hi
 
 
 def read_array(path: str, color: bool = False) -> np.ndarray:
@@ -126,12 +143,13 @@ def run_solve(args: argparse.Namespace) -> int:
         y = op(x_true)
     else:
         y = torch.from_numpy(data).reshape(1, *op.meas_shape)
+    box = ((0.0, 1.0) if args.operator in ("ct", "cs") else None) if args.box == "auto" else args.box
     result = solve(y, op, _prior(args.prior, args.dihedral, args.color), method=args.method, lam=args.lam,
-                   max_iter=args.iters, tol=args.tol, progress=True, step=args.step)
+                   max_iter=args.iters, tol=args.tol, progress=True, step=args.step, box=box)
     out = _write_image(result.x, args)
-    (out / "history.json").write_text(json.dumps({"lam": result.lam, "step": result.step, "method": result.method,
-                                                   "stop_reason": result.stop_reason, "notes": result.notes,
-                                                   "history": result.history}, indent=1))
+    record = {"lam": result.lam, "step": result.step, "method": result.method, "box": box,
+              "stop_reason": result.stop_reason, "notes": result.notes, "history": result.history}
+    (out / "history.json").write_text(json.dumps(record, indent=1))
     _convergence_plot(result, out / "convergence.png")
     msg = f"{result.n_iter} iterations ({result.stop_reason}), lam {result.lam:.4g}"
     if x_true is not None:

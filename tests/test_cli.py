@@ -88,6 +88,27 @@ def test_solve_denoise_is_one_denoise_call_of_the_prior(tmp_path, capsys):
         main(["solve", str(tmp_path / "clean.npy"), "--operator", "denoise", "--noise", "0.1", "--prior", "tv"])
 
 
+def test_solve_ct_clips_to_the_unit_box_unless_told_otherwise(tmp_path, capsys):
+    from pnp_lpn.data import shepp_logan
+
+    img = tmp_path / "phantom.npy"
+    np.save(img, shepp_logan(48)[0, 0].numpy())
+    base = ["solve", str(img), "--operator", "ct", "--simulate", "--views", "20", "--noise", "0.5", "--iters", "2",
+            "--prior", "lpn-ct"]
+    for extra, box in (([], [0.0, 1.0]), (["--box", "none"], None), (["--box=-0.1,1.2"], [-0.1, 1.2])):
+        out = tmp_path / f"out{len(extra)}{box}"
+        assert main(base + extra + ["--out", str(out)]) == 0
+        hist = json.loads((out / "history.json").read_text())
+        assert hist["box"] == box
+        if box is not None:
+            x = np.load(out / "x.npy")
+            assert box[0] <= x.min() and x.max() <= box[1]
+    for bad in ("1,0", "0;1"):
+        with pytest.raises(SystemExit):
+            main(base + ["--box", bad])
+    assert "LO" in capsys.readouterr().err
+
+
 def test_solve_ct_needs_size(tmp_path):
     sino = tmp_path / "sino.npy"
     np.save(sino, np.zeros((10, 20), np.float32))

@@ -291,10 +291,32 @@ def test_run_off_with_an_unbounded_regulariser_warns():
     assert float(res.x.abs().max()) > 10 * 1.25 * float(x_true.abs().max())
 
 
-def test_no_range_warning_for_a_solve_that_stays_in_range():
+def test_run_off_outside_the_prior_data_range_stops():
+    """The same run-off with a prior that knows its training range [0, 1]: the first iterate
+    outside [-0.5, 1.5] stops the solve, and the previous iterate comes back."""
+    mask = (torch.arange(64, dtype=torch.float64).reshape(1, 1, 8, 8) % 2 == 0).double()
+    physics = dinv.physics.LinearPhysics(A=lambda x: mask * x, A_adjoint=lambda y: mask * y)
+    x_true = 0.2 + 0.6 * torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    prior = QuadraticPrior(-0.2)
+    prior.data_range = (0.0, 1.0)
+    seen = []
+    with pytest.warns(UserWarning, match="ran off"):
+        res = pl.solve(physics.A(x_true), physics, prior, method="admm", lam=1.0, max_iter=40, x0=x_true.clone(),
+                       callback=lambda k, z, info: seen.append(z.clone()))
+    assert res.stop_reason.startswith("ran off") and not res.converged
+    assert "box=(0, 1)" in res.stop_reason
+    assert res.n_iter == len(seen) == len(res.history["objective"]) >= 1
+    torch.testing.assert_close(res.x, seen[-1])
+    assert all(-0.5 <= float(z.min()) and float(z.max()) <= 1.5 for z in seen)
+
+
+@pytest.mark.parametrize("data_range", [None, (0.0, 1.0)])
+def test_no_range_warning_for_a_solve_that_stays_in_range(data_range):
     physics = blur_physics()
     y = physics.A(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+    prior = QuadraticPrior(0.1)
+    prior.data_range = data_range
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = pl.solve(y, physics, QuadraticPrior(0.1), method="admm", lam=1.0, max_iter=30)
-    assert not any("left" in n for n in res.notes)
+        res = pl.solve(y, physics, prior, method="admm", lam=1.0, max_iter=30)
+    assert not any("left" in n for n in res.notes) and not res.stop_reason.startswith("ran off")

@@ -163,6 +163,38 @@ def test_checkpoint_round_trip_with_metadata(tmp_path, cls):
     assert meta["data"] == "unit test" and meta["package_version"] == pl.__version__
 
 
+def test_trainer_records_the_range_of_its_targets(tmp_path):
+    """data_range = range of the targets a x + c, a in [1 - r, 1 + r], c in [-s, s], over the
+    data's values [lo, hi]: [min(a lo) - s, max(a hi) + s]; kept in the checkpoint; none for an
+    AE-LPN (it commutes with every a x + c)."""
+    cfg = TrainConfig(intensity_scale=0.5, intensity_shift=0.25)
+    assert cfg.target_range(0.2, 1.0) == pytest.approx((0.1 - 0.25, 1.5 + 0.25))
+    assert cfg.target_range(-1.0, 2.0) == pytest.approx((-1.5 - 0.25, 3.0 + 0.25))
+    assert TrainConfig().target_range(0.2, 1.0) == (0.2, 1.0)
+    g = torch.Generator().manual_seed(0)
+    images = [0.3 + 0.4 * torch.rand(1, 16, 16, generator=g), 0.1 + 0.5 * torch.rand(1, 16, 16, generator=g)]
+    lo, hi = float(images[1].min()), max(float(images[0].max()), float(images[1].max()))
+    prior = pl.LPN(1, **TINY)
+    train(prior, PatchSampler(images, 8), _cfg(steps=2, intensity_scale=0.5), out_dir=tmp_path, progress=False)
+    assert prior.data_range == pytest.approx((0.5 * lo, 1.5 * hi))
+    assert load_prior(tmp_path / "checkpoint.safetensors").data_range == pytest.approx((0.5 * lo, 1.5 * hi))
+    ae = pl.AELPN(1, **TINY)
+    train(ae, PatchSampler(images, 8), _cfg(steps=2), progress=False)
+    assert ae.data_range is None and load_prior(save_prior(ae, tmp_path / "ae.safetensors")).data_range is None
+    rescaled = pl.RescaledPrior(pl.LPN(1, **TINY, sigma_train=0.1), 0.2)
+    assert rescaled.data_range is None
+    prior.sigma_train = 0.1
+    assert pl.RescaledPrior(prior, 0.2).data_range == pytest.approx((lo, 3 * hi))  # s = 1/2: f_s sees v / 2
+
+
+def test_shipped_priors_carry_their_training_range():
+    for name in ("lpn-natural-gray", "lpn-natural-gray-mixed", "lpn-ct", "lpn-mnist"):
+        prior = pl.load_pretrained(name)
+        assert prior.data_range is not None and prior.data_range[0] < 0.01 and prior.data_range[1] > 0.99, name
+    assert pl.load_pretrained("lpn-natural-gray").data_range == (-0.5, 2.0)  # contrast [0.5, 1.5], offsets +-0.5
+    assert pl.load_pretrained("aelpn-natural-gray").data_range is None
+
+
 def test_corrupted_or_mismatched_checkpoints_are_rejected(tmp_path):
     path = save_prior(pl.LPN(1, **TINY), tmp_path / "p.safetensors")
     raw = path.read_bytes()
@@ -180,6 +212,12 @@ def test_corrupted_or_mismatched_checkpoints_are_rejected(tmp_path):
         load_prior(tmp_path / "mismatch.safetensors")
     with pytest.raises(FileNotFoundError):
         load_prior(tmp_path / "missing.safetensors")
+    for bad_range in ([1.0, 0.0], [0.0, float("inf")], "0 to 1"):
+        meta = json.loads(__import__("safetensors").safe_open(str(path), "pt").metadata()["pnp_lpn"])
+        meta["data_range"] = bad_range
+        save_file(tensors, str(tmp_path / "range.safetensors"), metadata={"pnp_lpn": json.dumps(meta)})
+        with pytest.raises(ValueError, match="data_range"):
+            load_prior(tmp_path / "range.safetensors")
 
 
 def test_loading_uses_no_pickle():

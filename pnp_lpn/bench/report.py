@@ -98,7 +98,7 @@ def write_markdown(result: BenchResult, path: Path, command: str = "") -> Path:
             "validation phantoms (seed 20000), test Shepp-Logan (+ phantoms seed 30000)",
             f"- lam grid: default x {', '.join(f'{f:.3g}' for f in c.grid)}, chosen by mean validation PSNR; "
             f"iteration cap {c.max_iter or 'none (task reference counts)'}",
-            f"- iterates clipped to [0, 1]: {'all tasks (--box)' if c.box_all else 'tasks with a box (cs) only'}; "
+            f"- iterates clipped to [0, 1]: {'all tasks (--box)' if c.box_all else 'tasks with a box (cs, ct) only'}; "
             "outputs clipped to [0, 1] before scoring; time = one batched test run", ""]
     path.write_text("\n".join(head) + "\n" + markdown_tables(result.records))
     return path

@@ -74,8 +74,8 @@ def _tasks() -> dict[str, Task]:
     tasks += [Task(f"cs-{k}", "natural", 0.001, partial(CompressedSensing, ratio=1 / k, seed=0, noise_sigma=0.001),
                    box=(0.0, 1.0), max_iter=80, description=f"compressed sensing M = n/{k}, noise 0.001, box [0, 1]")
               for k in (4, 16)]
-    tasks += [Task(f"ct-{v}", "ct", 1.0, partial(ParallelBeamCT, n_angles=v, noise_sigma=1.0), max_iter=15,
-                   description=f"parallel-beam CT, {v} views in [0, pi), sinogram noise 1.0")
+    tasks += [Task(f"ct-{v}", "ct", 1.0, partial(ParallelBeamCT, n_angles=v, noise_sigma=1.0), box=(0.0, 1.0),
+                   max_iter=15, description=f"parallel-beam CT, {v} views in [0, pi), sinogram noise 1.0, box [0, 1]")
               for v in (60, 200)]
     tasks += [Task(f"denoise-{s:g}", "natural", s, None, description=f"Gaussian denoising, sigma {s:g}")
               for s in (0.05, 0.1, 0.2, 0.3)]

@@ -58,6 +58,11 @@ class ProxPrior(Denoiser):
     the prox is fixed by training (see ``sigma_train``), and a caller changes the
     regularisation strength through the solver's ``lam`` instead, or denoises at a lower
     level with :meth:`denoise`.
+
+    ``data_range`` (lo, hi) is the range of the clean images the prior was trained on (set by
+    the trainer, stored in checkpoints; None when unknown). R is learned only near it: far
+    outside, R can decrease without bound, so :func:`pnp_lpn.solve` stops an iterate that
+    leaves it by more than half its width.
     """
 
     def __init__(self, in_channels: int, sigma_train: float | None = None):
@@ -66,6 +71,7 @@ class ProxPrior(Denoiser):
             raise ValueError(f"in_channels must be a positive integer, got {in_channels!r}")
         self.in_channels = int(in_channels)
         self.sigma_train = sigma_train
+        self.data_range: tuple[float, float] | None = None
 
     # ----- to implement ------------------------------------------------------------
     def _potential(self, x: Tensor) -> Tensor:
@@ -220,7 +226,7 @@ class WrappedPrior(ProxPrior):
         if not isinstance(base, ProxPrior):
             raise TypeError(f"{type(self).__name__} wraps an exact-prox prior (ProxPrior), got {type(base).__name__}")
         super().__init__(in_channels or base.in_channels, base.sigma_train if sigma_train is None else sigma_train)
-        self.base = base
+        self.base, self.data_range = base, base.data_range
         self.train(base.training)
 
     def config(self) -> dict:

@@ -44,6 +44,8 @@ class RescaledPrior(WrappedPrior):
         sigma = check_positive(sigma, "RescaledPrior's noise level sigma")
         super().__init__(base, sigma_train=sigma)
         self.scale = base.sigma_train / sigma
+        if base.data_range is not None:  # f_s sees s v where f saw v
+            self.data_range = (base.data_range[0] / self.scale, base.data_range[1] / self.scale)
 
     def _potential(self, x: Tensor) -> Tensor:
         return self.base._potential(self.scale * x) / self.scale**2

@@ -32,7 +32,7 @@ from .._checks import check_image, check_positive
 from ..priors.base import ProxPrior
 from .iterations import METHODS, PriorStep, rms
 
-RANGE_FACTOR = 10.0  # iterates beyond this x the scale of the start and first iterate get a warning
+RANGE_FACTOR = 10.0  # without a known data range: iterates beyond this x the start's scale get a warning
 
 
 @dataclass
@@ -105,6 +105,47 @@ class ScaledProxStep:
         res = self.prior.scaled_prox_with_regularizer(v, self.t, w0=self.w, tol=max(min(change, 1e-4), floor))
         self.w, self.v, self.inner_iters = res.w, v, self.inner_iters + res.n_iter
         return res.z, res.reg
+
+
+class RangeGuard:
+    """Watches for iterates that run off where a learned R is unknown (it can fall without
+    bound there, so the objective falls too and no objective test sees it).
+
+    With the prior's ``data_range`` (lo, hi) known, an iterate outside the trusted range
+    [lo - w/2, hi + w/2], w = hi - lo, stops the solve. Without it the limit is a guess,
+    +-RANGE_FACTOR x max(1, max |x0|, max |x_1|), and leaving it only warns (once): a
+    legitimate minimiser can lie there too.
+    """
+
+    def __init__(self, data_range: tuple[float, float] | None, x0: Tensor):
+        self.data_range, self.stops = data_range, data_range is not None
+        if data_range is not None:
+            lo, hi = data_range
+            self.lo, self.hi = lo - (hi - lo) / 2, hi + (hi - lo) / 2
+        else:
+            self.hi = RANGE_FACTOR * max(1.0, float(x0.abs().max()))
+            self.lo = -self.hi
+
+    def check(self, k: int, z: Tensor) -> str | None:
+        """A message when iterate k leaves the range (once without a data range), else None."""
+        if not self.stops and k == 1:
+            self.hi = max(self.hi, RANGE_FACTOR * float(z.abs().max()))
+            self.lo = -self.hi
+            return None
+        if self.lo <= float(z.min()) and float(z.max()) <= self.hi:
+            return None
+        where = f"left [{self.lo:.3g}, {self.hi:.3g}] at iteration {k}"
+        advice = ("box=(lo, hi) keeps iterates in range, and a smaller step (e.g. step=1/(2 lam): a larger ADMM "
+                  "penalty, the prior step then the exact prox of R/2) damps the run-off")
+        if self.stops:
+            lo, hi = self.data_range
+            return (f"ran off: the iterate {where}, the prior's training range [{lo:.3g}, {hi:.3g}] widened by half "
+                    f"its width, where R is not learned and can fall without bound; returning iterate {k - 1}. "
+                    + advice.replace("(lo, hi)", f"({lo:.3g}, {hi:.3g})"))
+        self.lo, self.hi = -math.inf, math.inf  # warn once
+        return (f"solve: the iterate {where} ({RANGE_FACTOR:g} x the largest value of the start and the first "
+                "iterate): a learned R can decrease without bound outside its training range, so a falling "
+                "objective does not mean a good result; " + advice)
 
 
 def _prior_step(prior, sigma_d: float | None, t: float) -> tuple[PriorStep, bool]:
@@ -220,10 +261,12 @@ def solve(
     :param tol_objective: also stop when the relative objective change is <= this.
     :param patience: stop after this many consecutive objective increases (PGD with
         step <= 1/||A||^2 never increases) or at the first non-finite iterate; the best
-        iterate (lowest objective) is returned. An iterate with a value beyond ``RANGE_FACTOR``
-        (10) x max(1, max |x0|, max |x_1|) only warns (and adds a note): a learned R can be
-        unbounded below far outside its training range, so the objective may fall while the
-        iterate runs off, but a legitimate minimiser may lie there too.
+        iterate (lowest objective) is returned. Run-off (:class:`RangeGuard`): a learned R can
+        be unbounded below outside its training range, so the objective may fall while the
+        iterate runs off. For a prior with a ``data_range`` (lo, hi) (every shipped prior), an
+        iterate outside [lo - w/2, hi + w/2], w = hi - lo, stops the solve ("ran off") and the
+        previous iterate is returned; for other priors an iterate beyond ``RANGE_FACTOR`` (10) x
+        max(1, max |x0|, max |x_1|) only warns (and adds a note).
     :param step: tau, the step of the data term: the PGD gradient step, or 1/penalty of ADMM.
         Default 1/lam, where the prior step is one call of the prior. A shorter step makes it
         the prox of t R with t = tau lam < 1: exact-prox priors solve it as a convex problem
@@ -257,8 +300,9 @@ def solve(
     prior_step, has_reg = _prior_step(prior, denoiser_sigma, t)
     if not has_reg:
         notes.append("prior has no regulariser: objective and regularizer are not monitored")
+    guard = RangeGuard(getattr(prior, "data_range", None), x0)
     res = _run(METHODS[method](operator, y, prior_step, tau, x0, box), operator, y, method,
-               float(lam), has_reg, max_iter, tol, tol_objective, patience, callback, progress, notes)
+               float(lam), has_reg, max_iter, tol, tol_objective, patience, callback, progress, notes, guard)
     res.step = tau
     if isinstance(prior_step, ScaledProxStep):
         res.notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
@@ -267,12 +311,11 @@ def solve(
 
 
 def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, patience,
-         callback, progress, notes) -> SolveResult:
+         callback, progress, notes, guard: RangeGuard) -> SolveResult:
     keys = ["data_fidelity", "residual", "rel_change", "time"] + (["regularizer", "objective"] if has_reg else [])
     keys += ["dual_residual"] if method == "admm" else []
     rows: dict[str, list[Tensor]] = {k: [] for k in keys}
     best_x, best_obj, best_iter = state.z.clone(), torch.full((y.shape[0],), math.inf), 0
-    limit = RANGE_FACTOR * max(1.0, float(state.z.abs().max()))
     reason, converged, increases, prev_obj = "max_iter reached", False, 0, None
     t0 = time.perf_counter()
     bar = tqdm(range(1, max_iter + 1), disable=not progress, desc=f"PnP-{method.upper()}")
@@ -283,17 +326,13 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
         if not torch.isfinite(z).all():
             reason = f"diverged: non-finite iterate at iteration {k}; returning the best iterate"
             break
-        if k == 1:
-            limit = max(limit, RANGE_FACTOR * float(z.abs().max()))
-        elif float(z.abs().max()) > limit:  # e.g. a learned R unbounded below: F falls while x runs off
-            msg = (f"solve: the iterate left [-{limit:.3g}, {limit:.3g}] ({RANGE_FACTOR:g} x the largest value of the "
-                   f"start and the first iterate) at iteration {k}: a learned R can decrease without bound outside "
-                   "its training range, so a falling objective does not mean a good result; box=(lo, hi) keeps "
-                   "iterates in range, and a smaller step (e.g. step=1/(2 lam): a larger ADMM penalty, the prior "
-                   "step then the exact prox of R/2) damps the run-off")
+        msg = guard.check(k, z)
+        if msg is not None and guard.stops:
+            reason = msg
+            break
+        if msg is not None:
             warnings.warn(msg, stacklevel=3)
             notes.append(msg)
-            limit = math.inf  # warn once
         Az = out.Az if out.Az is not None else physics.A(z)
         data = 0.5 * (Az - y).flatten(1).pow(2).sum(1)
         rel_change = rms(z - z_prev) / rms(z_prev).clamp_min(1e-12)
@@ -332,10 +371,10 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
                           "returning the best iterate")
                 break
         prev_obj = obj
-    diverged = reason.startswith("diverg")
-    if diverged:
+    diverged, ran_off = reason.startswith("diverg"), reason.startswith("ran off")
+    if diverged or ran_off:
         warnings.warn(f"solve: {reason}", stacklevel=3)
-    x = best_x if diverged else state.z
+    x = best_x if diverged else z_prev if ran_off else state.z
     per_sample = {key: torch.stack(v) if v else torch.empty(0, y.shape[0]) for key, v in rows.items()}
     history = {key: [float(t.nanmean()) for t in v] for key, v in rows.items()}
     return SolveResult(x, history, per_sample, converged, len(rows["time"]), reason,

@@ -158,6 +158,10 @@ class PatchSampler:
         """Number of image channels C of the samples."""
         return self.images[0].shape[0]
 
+    def value_range(self) -> tuple[float, float]:
+        """(min, max) of the image values: the range every patch lies in."""
+        return min(float(im.min()) for im in self.images), max(float(im.max()) for im in self.images)
+
     def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:
         """A batch (batch_size, C, P, P) drawn with ``generator``."""
         p = self.patch_size
@@ -184,6 +188,9 @@ class TensorPatchSampler(PatchSampler):
         if images.shape[-1] < patch_size or images.shape[-2] < patch_size:
             raise ValueError(f"patch_size {patch_size} is larger than the images {tuple(images.shape[-2:])}")
         self.stack, self.images, self.patch_size, self.augment = images, [images[0]], int(patch_size), augment
+
+    def value_range(self) -> tuple[float, float]:
+        return float(self.stack.min()), float(self.stack.max())
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:
         n, _, h, w = self.stack.shape

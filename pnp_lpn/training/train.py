@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..metrics import psnr
 from ..checkpoint import load_tensors, read_metadata, save_prior, stored_config
+from ..priors.aelpn import AELPN
 from ..priors.base import ProxPrior
 from .datasets import PatchSampler
 from .losses import gamma_for, l1_loss, l2_loss, proximal_matching_loss
@@ -80,6 +81,12 @@ class TrainConfig:
         if self.intensity_shift:
             x = x + self.intensity_shift * (torch.rand(shape, generator=g) * 2 - 1)
         return x
+
+    def target_range(self, lo: float, hi: float) -> tuple[float, float]:
+        """Range of the training targets a x + c for images with values in [lo, hi]
+        (see :meth:`intensity_transform`): [min(a lo) - s, max(a hi) + s] over a in [1 - r, 1 + r]."""
+        r, s = self.intensity_scale, self.intensity_shift
+        return min((1 - r) * lo, (1 + r) * lo) - s, max((1 - r) * hi, (1 + r) * hi) + s
 
     @property
     def l1_steps(self) -> int:
@@ -181,7 +188,9 @@ def train(
     """Train ``prior`` by L1 warm-up then staged proximal matching; see the module docstring.
 
     A prior built without ``sigma_train`` gets ``config.sigma`` (stored in its checkpoints and
-    used by :func:`pnp_lpn.solve` for its default lam).
+    used by :func:`pnp_lpn.solve` for its default lam), and one without ``data_range`` the range
+    of its training targets (:meth:`TrainConfig.target_range` of the data's value range; stored
+    too, and used by :func:`pnp_lpn.solve` to stop iterates that run off).
 
     :param data: a :class:`PatchSampler` (use :func:`pnp_lpn.training.make_sampler` for a
         tensor of patches or a named dataset).
@@ -201,6 +210,10 @@ def train(
         raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
     if prior.sigma_train is None:  # the prior records the level it was trained at (solve's default lam)
         prior.sigma_train = cfg.sigma
+    if prior.data_range is None and not isinstance(prior, AELPN):
+        # the range of its clean targets (solve's run-off guard); an AE-LPN gets none: it commutes
+        # with every a x + c, so no range is special to it
+        prior.data_range = cfg.target_range(*data.value_range())
     rank, world = _rank_world()
     device = next(prior.parameters()).device
     opt = torch.optim.Adam(prior.parameters(), lr=cfg.lr_l1)
