@@ -111,8 +111,8 @@ class RangeGuard:
     """Watches for iterates that run off where a learned R is unknown (it can fall without
     bound there, so the objective falls too and no objective test sees it).
 
-    With the prior's ``data_range`` (lo, hi) known, an iterate outside the trusted range
-    [lo - w/2, hi + w/2], w = hi - lo, stops the solve. Without it the limit is a guess,
+    With the prior's ``data_range`` (lo, hi) known, an iterate with a value (in any image of
+    the batch) outside the trusted range [lo - w/2, hi + w/2], w = hi - lo, stops the solve. Without it the limit is a guess,
     +-RANGE_FACTOR x max(1, max |x0|, max |x_1|), and leaving it only warns (once): a
     legitimate minimiser can lie there too.
     """

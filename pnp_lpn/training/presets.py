@@ -12,9 +12,9 @@ validation score stops wandering at the constant rate's noise level and ends 0.1
 ``natural-gray-mixed`` (since 0.8) is the same recipe with a per-sample noise level drawn
 uniformly in [0, 0.2]: it gives up 1.1 dB at sigma 0.1 but stays usable at noise up to 2x the
 training level. ``ct`` (since 0.11) is the ``natural-gray`` recipe without the intensity
-augmentation, at 4000 steps: 32.9 dB validation against 31.7 for the 0.10 ``ct`` recipe (the one below),
-but PnP needs ``box=(0, 1)`` with it (docs/training.md, "CT"). The other presets draw a
-per-sample noise level uniformly in [0, 2 sigma]
+augmentation, at 4000 steps: 32.9 dB validation against 31.7 for the 0.10 ``ct`` recipe
+(the one described next), but PnP needs ``box=(0, 1)`` with it (docs/training.md, the CT items).
+The other presets draw a per-sample noise level uniformly in [0, 2 sigma]
 (``sigma_range``) with the default L1 warm-up, and their LPNs use the LPN default
 ``quadratic_kernel=5`` (learned quadratic term), which is what made long PnP runs stable.
 
