@@ -89,6 +89,11 @@ def _lam_cell(r: Record) -> str:
     return _fmt(r.lam, 4) + (" (edge)" if _at_grid_edge(r) else "")
 
 
+def _boxed_tasks() -> str:
+    """The tasks that clip their iterates by default, in words."""
+    return "tasks with a box only (" + ", ".join(t.name for t in TASKS.values() if t.box) + ")"
+
+
 def write_markdown(result: BenchResult, path: Path, command: str = "") -> Path:
     c = result.config
     head = [f"# Benchmark results ({command})" if command else "# Benchmark results", "",
@@ -98,7 +103,7 @@ def write_markdown(result: BenchResult, path: Path, command: str = "") -> Path:
             "validation phantoms (seed 20000), test Shepp-Logan (+ phantoms seed 30000)",
             f"- lam grid: default x {', '.join(f'{f:.3g}' for f in c.grid)}, chosen by mean validation PSNR; "
             f"iteration cap {c.max_iter or 'none (task reference counts)'}",
-            f"- iterates clipped to [0, 1]: {'all tasks (--box)' if c.box_all else 'tasks with a box (cs, ct) only'}; "
+            f"- iterates clipped to [0, 1]: {'all tasks (--box)' if c.box_all else _boxed_tasks()}; "
             "outputs clipped to [0, 1] before scoring; time = one batched test run", ""]
     path.write_text("\n".join(head) + "\n" + markdown_tables(result.records))
     return path

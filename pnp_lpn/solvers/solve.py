@@ -118,13 +118,18 @@ class RangeGuard:
     """
 
     def __init__(self, data_range: tuple[float, float] | None, x0: Tensor):
-        self.data_range, self.stops = data_range, data_range is not None
+        self.data_range = data_range
         if data_range is not None:
             lo, hi = data_range
             self.lo, self.hi = lo - (hi - lo) / 2, hi + (hi - lo) / 2
         else:
             self.hi = RANGE_FACTOR * max(1.0, float(x0.abs().max()))
             self.lo = -self.hi
+
+    @property
+    def stops(self) -> bool:
+        """Whether leaving the range stops the solve (the prior's range is known)."""
+        return self.data_range is not None
 
     def check(self, k: int, z: Tensor) -> str | None:
         """A message when iterate k leaves the range (once without a data range), else None."""
@@ -135,13 +140,12 @@ class RangeGuard:
         if self.lo <= float(z.min()) and float(z.max()) <= self.hi:
             return None
         where = f"left [{self.lo:.3g}, {self.hi:.3g}] at iteration {k}"
-        advice = ("box=(lo, hi) keeps iterates in range, and a smaller step (e.g. step=1/(2 lam): a larger ADMM "
+        trained = "lo, hi" if not self.stops else "{:.3g}, {:.3g}".format(*self.data_range)
+        advice = (f"box=({trained}) keeps iterates in range, and a smaller step (e.g. step=1/(2 lam): a larger ADMM "
                   "penalty, the prior step then the exact prox of R/2) damps the run-off")
         if self.stops:
-            lo, hi = self.data_range
-            return (f"ran off: the iterate {where}, the prior's training range [{lo:.3g}, {hi:.3g}] widened by half "
-                    f"its width, where R is not learned and can fall without bound; returning iterate {k - 1}. "
-                    + advice.replace("(lo, hi)", f"({lo:.3g}, {hi:.3g})"))
+            return (f"ran off: the iterate {where}, the prior's training range [{trained}] widened by half its "
+                    f"width, where R is not learned and can fall without bound; returning iterate {k - 1}. {advice}")
         self.lo, self.hi = -math.inf, math.inf  # warn once
         return (f"solve: the iterate {where} ({RANGE_FACTOR:g} x the largest value of the start and the first "
                 "iterate): a learned R can decrease without bound outside its training range, so a falling "
