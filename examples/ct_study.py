@@ -10,17 +10,16 @@ then reconstructs it with
 - PnP-ADMM + total variation (``--with-tv``), at the same lam (TV has no training noise level,
   so the solver cannot derive one; 0.1 is the convention the benchmark uses).
 
-Iterates are kept in [0, 1] (``box=(0, 1)``, as the demo does; ``--no-box`` turns it off).
-It prints one row per case (PSNR, SSIM, iterations, wall time, the last monitored objective
-F = 1/2 ||Ax - y||^2 + lam R(x) and F at the returned image) and writes to ``--out``:
+Both solve under the constraint 0 <= x <= 1 (``box=(0, 1)``, as the demo does; ``--no-box``
+turns it off). It prints one row per case (PSNR, SSIM, iterations, wall time and, for the LPN,
+the monitored objective F = 1/2 ||Ax - y||^2 + lam R(x) at the returned image) and writes to
+``--out``:
 
 - ``results.csv``: the table;
 - ``recon.png``: reconstructions of every phantom for one view count (``--panel-views``);
-- ``curves.png``: objective, data fidelity and PSNR against the iteration. With the box the
-  solver cannot monitor F (R is only known at unclipped prox outputs), so F is evaluated by
-  convex inversion at every ``--objective-every``-th iterate instead.
+- ``curves.png``: objective, data fidelity and PSNR against the iteration.
 
-Run (from the repository root; ~4 minutes on one loaded CPU core, ~2 with --objective-every 0):
+Run (from the repository root; ~2 minutes on one CPU core):
 
     .venv/bin/python examples/ct_study.py --threads 1
     .venv/bin/python examples/ct_study.py --views 60 --size 256 --with-tv --device cuda
@@ -50,8 +49,7 @@ from pnp_lpn.metrics import psnr, ssim
 USED_SEEDS = tuple(seed for use, seed in CT_SEEDS.items() if use != "ct-study-example")
 #: noise level the generic denoisers (TV) are centred on, as in ``pnp-lpn bench``
 GENERIC_SIGMA = 0.1
-COLUMNS = ("phantom", "views", "method", "lam", "psnr", "ssim", "n_iter", "time_s", "objective", "objective_x",
-           "stop_reason")
+COLUMNS = ("phantom", "views", "method", "lam", "psnr", "ssim", "n_iter", "time_s", "objective", "stop_reason")
 
 
 def study_images(size: int, n_random: int, seed: int) -> dict[str, torch.Tensor]:
@@ -62,12 +60,6 @@ def study_images(size: int, n_random: int, seed: int) -> dict[str, torch.Tensor]
     for i, p in enumerate(ct_phantoms(n_random, size, seed=seed)):
         images[f"phantom-{seed}-{i}"] = p[None]
     return images
-
-
-def objective_at(prior, op, y: torch.Tensor, x: torch.Tensor, lam: float) -> float:
-    """F(x) = 1/2 ||Ax - y||^2 + lam R(x) at an arbitrary x (R by convex inversion)."""
-    reg = prior.regularizer(x, tol=1e-4)
-    return float(0.5 * (op.A(x) - y).pow(2).sum() + lam * reg.sum())
 
 
 def reconstruct_all(args: argparse.Namespace) -> tuple[list[dict], dict, dict]:
@@ -94,56 +86,40 @@ def reconstruct_all(args: argparse.Namespace) -> tuple[list[dict], dict, dict]:
             if args.with_tv:  # a fresh TV per solve: deepinv's TV warm-starts from its previous call
                 methods.append(("tv-admm", make_denoiser("tv"), args.lam or args.noise**2 / GENERIC_SIGMA**2))
             for method, denoiser, lam in methods:
-                trace, snapshots = [], {}
-                exact = isinstance(denoiser, pl.ProxPrior)  # an R exists: F can be evaluated
+                trace = []
 
-                def track(k, z, info, x=x, trace=trace, snapshots=snapshots, exact=exact):
+                def track(k, z, info, x=x, trace=trace):
                     trace.append(float(psnr(z.clamp(0, 1), x)))  # PSNR of every iterate (not used by the solver)
-                    unknown = not bool(torch.isfinite(info["objective"]).all()) if exact else False
-                    if unknown and args.objective_every and k % args.objective_every == 0:
-                        snapshots[k] = z.clone()  # F evaluated by inversion after the solve
 
                 res = pl.solve(y, op, denoiser, method="admm", lam=lam, max_iter=args.max_iter, tol=args.tol,
                                box=box, callback=track)
                 known = res.history.get("objective", [])
-                monitored = known[-1] if known else math.nan
-                # the box clip makes R unknown at clipped iterates: evaluate F there by convex inversion
-                # (after the solve, so that its wall time is the solver's alone)
-                by_inversion = {k: objective_at(denoiser, op, y, z, res.lam) for k, z in snapshots.items()}
                 # F at the returned image: the iterate best_iter (the last one unless the solve diverged)
                 at_x = known[res.best_iter - 1] if known and res.best_iter >= 1 else math.nan
-                if exact and math.isnan(at_x) and not args.skip_inversion:
-                    at_x = (by_inversion[res.best_iter] if res.best_iter in by_inversion
-                            else objective_at(denoiser, op, y, res.x, res.lam))
-                rows.append(_row(name, views, method, res.x, x, res.lam, res.n_iter, res.wall_time, monitored,
-                                 at_x, res.stop_reason))
-                curves[name, views, method] = {"objective": res.history.get("objective", []),
-                                               "objective_by_inversion": by_inversion,
-                                               "data_fidelity": res.history["data_fidelity"], "psnr": trace}
+                rows.append(_row(name, views, method, res.x, x, res.lam, res.n_iter, res.wall_time, at_x,
+                                 res.stop_reason))
+                curves[name, views, method] = {"objective": known, "data_fidelity": res.history["data_fidelity"],
+                                               "psnr": trace}
                 recons[name, views, method] = res.x
     return rows, curves, {"images": images, "recons": recons}
 
 
-def _row(name, views, method, x_hat, x, lam, n_iter, time_s, objective=math.nan, objective_x=math.nan,
-         stop_reason=""):
+def _row(name, views, method, x_hat, x, lam, n_iter, time_s, objective=math.nan, stop_reason=""):
     x_hat = x_hat.clamp(0, 1)
     return {"phantom": name, "views": views, "method": method, "lam": lam, "psnr": float(psnr(x_hat, x)),
             "ssim": float(ssim(x_hat, x)), "n_iter": n_iter, "time_s": time_s, "objective": objective,
-            "objective_x": objective_x, "stop_reason": stop_reason.split(";")[0]}
+            "stop_reason": stop_reason.split(";")[0]}
 
 
 def print_table(rows: list[dict]) -> None:
     head = (f"{'phantom':<18} {'views':>5} {'method':<9} {'lam':>8} {'PSNR':>6} {'SSIM':>6} {'iters':>5} "
-            f"{'time s':>7} {'F (monitored)':>14} {'F(x)':>12}  stop")
+            f"{'time s':>7} {'F(x)':>14}  stop")
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['phantom']:<18} {r['views']:>5} {r['method']:<9} {r['lam']:>8.3g} {r['psnr']:>6.2f} "
-              f"{r['ssim']:>6.3f} {r['n_iter']:>5} {r['time_s']:>7.2f} {r['objective']:>14.6g} "
-              f"{r['objective_x']:>12.6g}  {r['stop_reason']}")
-    print("F = 1/2||Ax - y||^2 + lam R(x) (LPN only): 'monitored' is the solver's last entry (nan when the "
-          "box clip moved the iterate), F(x) is F at the returned image (monitored value, else R by convex "
-          "inversion).")
+              f"{r['ssim']:>6.3f} {r['n_iter']:>5} {r['time_s']:>7.2f} {r['objective']:>14.8g}  {r['stop_reason']}")
+    print("F(x) = 1/2||Ax - y||^2 + lam R(x) at the returned image, as monitored by the solver (LPN only).")
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
@@ -186,8 +162,8 @@ def plot_recons(rows: list[dict], data: dict, views: int, path: Path) -> Path:
 
 
 def plot_curves(curves: dict, path: Path) -> Path:
-    """Rows: objective F (monitored, or by inversion every --objective-every iterations), data
-    fidelity, PSNR of the iterate; one column per phantom; colour = views, line style = method."""
+    """Rows: monitored objective F, data fidelity, PSNR of the iterate; one column per phantom;
+    colour = views, line style = method."""
     plt = _plt()
     names = list(dict.fromkeys(k[0] for k in curves))
     views = sorted({k[1] for k in curves})
@@ -206,18 +182,8 @@ def plot_curves(curves: dict, path: Path) -> Path:
             if obj.size and np.isfinite(obj).any():  # shifted: each view count has its own scale
                 ax_obj.plot(it, obj - obj[np.isfinite(obj)][0], **kw)
                 any_objective = True
-            if c["objective_by_inversion"]:  # only where the monitored F is unknown
-                ks = sorted(c["objective_by_inversion"])
-                vals = np.array([c["objective_by_inversion"][k] for k in ks])
-                ax_obj.plot(ks, vals - vals[0], marker="o", markersize=3,
-                            **{**kw, "linestyle": ":", "label": kw["label"] + " (R by inversion)"})
-                any_objective = True
             ax_data.semilogy(it, c["data_fidelity"], **kw)
             ax_psnr.plot(np.arange(1, len(c["psnr"]) + 1), c["psnr"], **kw)
-        if not any_objective:
-            ax_obj.text(0.5, 0.5, "not monitored: the box clip moved every iterate, so R is\nunknown there "
-                        "(use --objective-every K or --no-box)", ha="center", va="center",
-                        transform=ax_obj.transAxes, fontsize=8)
         ax_obj.set_title(f"{name}: F - F(first point), F = 1/2||Ax-y||^2 + lam R(x)", fontsize=9)
         ax_data.set_title(f"{name}: data fidelity 1/2||Ax-y||^2", fontsize=9)
         ax_psnr.set_title(f"{name}: PSNR of the iterate (dB)", fontsize=9)
@@ -247,12 +213,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-iter", type=int, default=30, help="ADMM iterations (at most)")
     p.add_argument("--tol", type=float, default=1e-4, help="stopping tolerance of the solver")
     p.add_argument("--with-tv", action="store_true", help="also run PnP-ADMM with TV")
-    p.add_argument("--no-box", action="store_true", help="do not clip the iterates to [0, 1]")
-    p.add_argument("--skip-inversion", action="store_true",
-                   help="do not evaluate F at the returned image when the solver could not (saves time)")
-    p.add_argument("--objective-every", type=int, default=5,
-                   help="also evaluate F (R by convex inversion, a few s at 128^2) at every K-th LPN iterate, "
-                        "for the objective curves when the box hides the monitored one (0: never)")
+    p.add_argument("--no-box", action="store_true", help="solve without the constraint 0 <= x <= 1")
     p.add_argument("--panel-views", type=int, default=None,
                    help="view count shown in recon.png (default: the middle one)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: ASTRA's GPU projector")

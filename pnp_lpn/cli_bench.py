@@ -43,7 +43,7 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--grid", type=lambda s: tuple(float(v) for v in _names(s)),
                    help="comma-separated factors of the default lam, e.g. 0.1,1,10")
     p.add_argument("--box", action="store_const", const=True, dest="box_all",
-                   help="clip the iterates of every task to [0, 1] (default: only compressed sensing and CT)")
+                   help="solve every task under the box constraint [0, 1] (default: only compressed sensing and CT)")
     p.add_argument("--out", help="output folder (default benchmarks/results/bench_<preset>)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -48,9 +48,10 @@ def add_solve_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--step", type=float, help="data step tau (PGD step, 1/ADMM penalty; default 1/lam); below "
                    "1/lam the prior step is the exact prox of (tau lam) R, several prior calls each")
     p.add_argument("--box", type=_box, default="auto",
-                   help="LO,HI: clip every iterate to [LO, HI] (--box=-0.1,1 for a negative LO); 'none': no "
-                        "clip (default: 0,1 for ct and cs, as in the benchmark tasks, none otherwise). Without a "
-                        "box a solve whose iterates leave the prior's training range stops as 'ran off'")
+                   help="LO,HI: solve under the constraint LO <= x <= HI (ADMM: a box block, the result meets it "
+                        "up to the history's box_violation; PGD: each iterate clipped); --box=-0.1,1 for a negative "
+                        "LO; 'none': no box (default: 0,1 for ct and cs, as in the benchmark tasks, none otherwise). "
+                        "Without a box a solve whose iterates leave the prior's training range stops as 'ran off'")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--tol", type=float, default=1e-5)
     p.add_argument("--out", default="solve_out", help="output folder")

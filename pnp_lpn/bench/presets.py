@@ -23,8 +23,8 @@ class BenchConfig:
     :param natural_test: held-out natural images for the test crops.
     :param color_val: colour photos for the validation crops of the colour tasks.
     :param color_test: colour photos for their test crops.
-    :param box_all: clip the iterates of every task to [0, 1]; by default only the tasks with
-        a box (compressed sensing and, since 0.11, CT) clip.
+    :param box_all: solve every task under the box constraint [0, 1]; by default only the tasks
+        with a box (compressed sensing and, since 0.11, CT) do.
     :param priors: user priors as (name, prior file) pairs; each adds the methods
         ``<name>-admm`` and ``<name>-pgd`` (list them in ``methods`` to run them).
     """

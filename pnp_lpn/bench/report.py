@@ -90,7 +90,7 @@ def _lam_cell(r: Record) -> str:
 
 
 def _boxed_tasks() -> str:
-    """The tasks that clip their iterates by default, in words."""
+    """The tasks solved under the box [0, 1] by default, in words."""
     return "tasks with a box only (" + ", ".join(t.name for t in TASKS.values() if t.box) + ")"
 
 
@@ -103,7 +103,7 @@ def write_markdown(result: BenchResult, path: Path, command: str = "") -> Path:
             "validation phantoms (seed 20000), test Shepp-Logan (+ phantoms seed 30000)",
             f"- lam grid: default x {', '.join(f'{f:.3g}' for f in c.grid)}, chosen by mean validation PSNR; "
             f"iteration cap {c.max_iter or 'none (task reference counts)'}",
-            f"- iterates clipped to [0, 1]: {'all tasks (--box)' if c.box_all else _boxed_tasks()}; "
+            f"- box constraint [0, 1] (solve's box=): {'all tasks (--box)' if c.box_all else _boxed_tasks()}; "
             "outputs clipped to [0, 1] before scoring; time = one batched test run", ""]
     path.write_text("\n".join(head) + "\n" + markdown_tables(result.records))
     return path

@@ -45,7 +45,7 @@ class Task:
         denoising tasks).
     :param operator: img_size (C, H, W) -> a pnp_lpn operator with this noise level;
         None for a denoising task (the denoiser is applied once, no solver, no lam).
-    :param box: clip of every iterate passed to the solver (None: no clip).
+    :param box: the solver's box constraint (None: none).
     :param max_iter: the reference iteration count (SPEC section 5), capped by a preset.
     """
 

@@ -40,8 +40,9 @@ class SolveResult:
     """Outcome of :func:`solve`.
 
     ``history`` maps "objective", "data_fidelity", "regularizer" (priors with an R only),
-    "residual", "rel_change", "time" (and "dual_residual" for ADMM) to per-iteration
-    batch means; ``per_sample`` holds the same quantities as (n_iter, B) tensors.
+    "residual", "rel_change", "time" (and "dual_residual" for ADMM, "box_violation" for ADMM
+    with a box) to per-iteration batch means; ``per_sample`` holds the same quantities as
+    (n_iter, B) tensors.
     """
 
     x: Tensor
@@ -258,13 +259,17 @@ def solve(
     :param x0: start; default the operator's ``initial_point(y)`` (FBP for CT, least squares for
         compressed sensing), else A^T y.
     :param callback: called as callback(k, z, info) after each iteration; True stops.
-    :param box: (lo, hi) clip applied to each iterate (e.g. (0, 1)); R is unknown (NaN) at
-        iterations where the clip moved an image.
+    :param box: (lo, hi), e.g. (0, 1): the constraint lo <= x <= hi. ADMM solves min F(x) s.t. the
+        box, as a third (projection) block (:mod:`.iterations`): the returned x is the prior's
+        output, where F is known, and meets the box up to the primal residual ("box_violation" in
+        the history is its RMS distance to the box). PGD clips each iterate after the prior; R is
+        then unknown (NaN) at iterations where the clip moved an image.
     :param denoiser_sigma: noise level passed to a generic denoiser; default noise_sigma sqrt(step)
         (noise_sigma / sqrt(lam) at the default step).
     :param tol_objective: also stop when the relative objective change is <= this.
     :param patience: stop after this many consecutive objective increases (PGD with
-        step <= 1/||A||^2 never increases) or at the first non-finite iterate; the best
+        step <= 1/||A||^2 never increases; not tested for ADMM with a box, whose iterates approach
+        the box from outside, where F may lie lower) or at the first non-finite iterate; the best
         iterate (lowest objective) is returned. Run-off (:class:`RangeGuard`): a learned R can
         be unbounded below outside its training range, so the objective may fall while the
         iterate runs off. For a prior with a ``data_range`` (lo, hi) (every shipped prior), an
@@ -305,8 +310,8 @@ def solve(
     if not has_reg:
         notes.append("prior has no regulariser: objective and regularizer are not monitored")
     guard = RangeGuard(getattr(prior, "data_range", None), x0)
-    res = _run(METHODS[method](operator, y, prior_step, tau, x0, box), operator, y, method,
-               float(lam), has_reg, max_iter, tol, tol_objective, patience, callback, progress, notes, guard)
+    res = _run(METHODS[method](operator, y, prior_step, tau, x0, box), operator, y, method, float(lam), has_reg,
+               max_iter, tol, tol_objective, patience, callback, progress, notes, guard, box is not None)
     res.step = tau
     if isinstance(prior_step, ScaledProxStep):
         res.notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
@@ -315,9 +320,10 @@ def solve(
 
 
 def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, patience,
-         callback, progress, notes, guard: RangeGuard) -> SolveResult:
+         callback, progress, notes, guard: RangeGuard, boxed: bool) -> SolveResult:
     keys = ["data_fidelity", "residual", "rel_change", "time"] + (["regularizer", "objective"] if has_reg else [])
-    keys += ["dual_residual"] if method == "admm" else []
+    keys += (["dual_residual"] + (["box_violation"] if boxed else [])) if method == "admm" else []
+    watch_rise = not (boxed and method == "admm")
     rows: dict[str, list[Tensor]] = {k: [] for k in keys}
     best_x, best_obj, best_iter = state.z.clone(), torch.full((y.shape[0],), math.inf), 0
     reason, converged, increases, prev_obj = "max_iter reached", False, 0, None
@@ -369,7 +375,7 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
             if tol_objective is not None and abs(mean_obj - mean_prev) <= tol_objective * abs(mean_prev):
                 reason, converged = f"relative objective change <= tol_objective={tol_objective:g}", True
                 break
-            increases = increases + 1 if mean_obj > mean_prev else 0
+            increases = increases + 1 if watch_rise and mean_obj > mean_prev else 0
             if increases >= patience:
                 reason = (f"diverging: objective increased {patience} times in a row (iteration {k}); "
                           "returning the best iterate")
