@@ -334,6 +334,32 @@ def test_run_off_outside_the_prior_data_range_stops():
     assert all(-0.5 <= float(z.min()) and float(z.max()) <= 1.5 for z in seen)
 
 
+def test_run_off_holds_only_the_image_that_left():
+    """A batch of two: image 0 has content on the mask's null space and runs off as above,
+    image 1 has none there and stays in range. Image 0 is held at its last in-range iterate,
+    image 1 goes on to the end: each equals its own solve (batch = per sample)."""
+    mask = (torch.arange(64, dtype=torch.float64).reshape(1, 1, 8, 8) % 2 == 0).double()
+    physics = dinv.physics.LinearPhysics(A=lambda x: mask * x, A_adjoint=lambda y: mask * y)
+    x_true = 0.2 + 0.6 * torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    x0 = torch.cat([x_true[:1], x_true[1:] * mask])
+    prior = QuadraticPrior(-0.2)
+    prior.data_range = (0.0, 1.0)
+    kw = dict(method="admm", lam=1.0, max_iter=40, tol=1e-8)
+    with pytest.warns(UserWarning, match=r"ran off: the iterate of image\(s\) \[0\] \(of 2\)"):
+        both = pl.solve(physics.A(x_true), physics, prior, x0=x0, **kw)
+    with pytest.warns(UserWarning, match="ran off"):
+        alone0 = pl.solve(physics.A(x_true[:1]), physics, prior, x0=x0[:1], **kw)
+    alone1 = pl.solve(physics.A(x_true[1:]), physics, prior, x0=x0[1:], **kw)
+    assert alone1.converged and not both.converged
+    assert both.stop_reason.startswith("relative change") and "ran off" in both.stop_reason
+    torch.testing.assert_close(both.x[:1], alone0.x)
+    torch.testing.assert_close(both.x[1:], alone1.x)
+    obj = both.per_sample["objective"]
+    assert both.n_iter > alone0.n_iter and torch.isnan(obj[alone0.n_iter:, 0]).all()
+    torch.testing.assert_close(obj[:alone0.n_iter, 0], alone0.per_sample["objective"][:, 0])
+    torch.testing.assert_close(obj[:alone1.n_iter, 1], alone1.per_sample["objective"][:, 0])
+
+
 @pytest.mark.parametrize("data_range", [None, (0.0, 1.0)])
 def test_no_range_warning_for_a_solve_that_stays_in_range(data_range):
     physics = blur_physics()

@@ -112,8 +112,9 @@ class RangeGuard:
     """Watches for iterates that run off where a learned R is unknown (it can fall without
     bound there, so the objective falls too and no objective test sees it).
 
-    With the prior's ``data_range`` (lo, hi) known, an iterate with a value (in any image of
-    the batch) outside the trusted range [lo - w/2, hi + w/2], w = hi - lo, stops the solve. Without it the limit is a guess,
+    With the prior's ``data_range`` (lo, hi) known, an image whose iterate has a value outside
+    the trusted range [lo - w/2, hi + w/2], w = hi - lo, is held: it keeps its previous iterate
+    while the rest of the batch goes on. Without it the limit is a guess,
     +-RANGE_FACTOR x max(1, max |x0|, max |x_1|), and leaving it only warns (once): a
     legitimate minimiser can lie there too.
     """
@@ -129,28 +130,60 @@ class RangeGuard:
 
     @property
     def stops(self) -> bool:
-        """Whether leaving the range stops the solve (the prior's range is known)."""
+        """Whether leaving the range holds the image (the prior's range is known)."""
         return self.data_range is not None
 
-    def check(self, k: int, z: Tensor) -> str | None:
-        """A message when iterate k leaves the range (once without a data range), else None."""
+    def outside(self, k: int, z: Tensor) -> Tensor:
+        """(B,) bool on the CPU: images of iterate k with a value outside the range (the first
+        iterate only widens a guessed range)."""
         if not self.stops and k == 1:
             self.hi = max(self.hi, RANGE_FACTOR * float(z.abs().max()))
             self.lo = -self.hi
-            return None
-        if self.lo <= float(z.min()) and float(z.max()) <= self.hi:
-            return None
-        where = f"left [{self.lo:.3g}, {self.hi:.3g}] at iteration {k}"
+        flat = z.flatten(1)
+        return ((flat < self.lo) | (flat > self.hi)).any(1).cpu()
+
+    def message(self, k: int, images: list[int], batch: int) -> str:
+        """What to say when ``images`` (indices into a batch of ``batch``) left at iteration k;
+        without a data range this is said once, afterwards the range is open."""
+        who = "the iterate" if batch == 1 else f"the iterate of image(s) {images} (of {batch})"
+        where = f"{who} left [{self.lo:.3g}, {self.hi:.3g}] at iteration {k}"
         trained = "lo, hi" if not self.stops else "{:.3g}, {:.3g}".format(*self.data_range)
         advice = (f"box=({trained}) keeps iterates in range, and a smaller step (e.g. step=1/(2 lam): a larger ADMM "
                   "penalty, the prior step then the exact prox of R/2) damps the run-off")
         if self.stops:
-            return (f"ran off: the iterate {where}, the prior's training range [{trained}] widened by half its "
-                    f"width, where R is not learned and can fall without bound; returning iterate {k - 1}. {advice}")
+            return (f"ran off: {where}, the prior's training range [{trained}] widened by half its width, where R "
+                    f"is not learned and can fall without bound; returning iterate {k - 1} for it. {advice}")
         self.lo, self.hi = -math.inf, math.inf  # warn once
-        return (f"solve: the iterate {where} ({RANGE_FACTOR:g} x the largest value of the start and the first "
-                "iterate): a learned R can decrease without bound outside its training range, so a falling "
-                "objective does not mean a good result; " + advice)
+        return (f"solve: {where} ({RANGE_FACTOR:g} x the largest value of the start and the first iterate): a "
+                "learned R can decrease without bound outside its training range, so a falling objective does "
+                "not mean a good result; " + advice)
+
+
+class HeldImages:
+    """Images of a batch held at their last in-range iterate by the run-off guard.
+
+    The solver state is batched, so a held image is still stepped with the others; after each
+    step its state tensors (every attribute of batch size B) are put back, so it repeats the
+    same discarded step and cannot blow up or leave values that other code would see.
+    """
+
+    def __init__(self, state, z0: Tensor):
+        self.state, self.mask, self.x = state, torch.zeros(z0.shape[0], dtype=torch.bool), z0.clone()
+
+    def snapshot(self) -> dict[str, Tensor]:
+        b = self.mask.numel()
+        return {k: v.clone() for k, v in vars(self.state).items() if isinstance(v, Tensor) and v.shape[:1] == (b,)}
+
+    def hold(self, new: Tensor, z_prev: Tensor) -> None:
+        """Hold the images ``new`` (B,) bool at ``z_prev``."""
+        self.x[new.to(z_prev.device)] = z_prev[new.to(z_prev.device)]
+        self.mask |= new
+
+    def restore(self, saved: dict[str, Tensor]) -> None:
+        """Put the held images' state back to ``saved`` (taken before the step)."""
+        for name, before in saved.items():
+            now = getattr(self.state, name)
+            now[self.mask.to(now.device)] = before[self.mask.to(now.device)]
 
 
 def _prior_step(prior, sigma_d: float | None, t: float) -> tuple[PriorStep, bool]:
@@ -272,10 +305,11 @@ def solve(
         the box from outside, where F may lie lower) or at the first non-finite iterate; the best
         iterate (lowest objective) is returned. Run-off (:class:`RangeGuard`): a learned R can
         be unbounded below outside its training range, so the objective may fall while the
-        iterate runs off. For a prior with a ``data_range`` (lo, hi) (every shipped prior), an
-        iterate outside [lo - w/2, hi + w/2], w = hi - lo, stops the solve ("ran off") and the
-        previous iterate is returned; for other priors an iterate beyond ``RANGE_FACTOR`` (10) x
-        max(1, max |x0|, max |x_1|) only warns (and adds a note).
+        iterate runs off. For a prior with a ``data_range`` (lo, hi) (every shipped LPN), an
+        image whose iterate leaves [lo - w/2, hi + w/2], w = hi - lo, is held at its previous
+        iterate (:class:`HeldImages`; "ran off" in ``stop_reason``) while the rest of the batch
+        goes on; for other priors an iterate beyond ``RANGE_FACTOR`` (10) x max(1, max |x0|,
+        max |x_1|) only warns (and adds a note).
     :param step: tau, the step of the data term: the PGD gradient step, or 1/penalty of ADMM.
         Default 1/lam, where the prior step is one call of the prior. A shorter step makes it
         the prox of t R with t = tau lam < 1: exact-prox priors solve it as a convex problem
@@ -327,22 +361,30 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
     rows: dict[str, list[Tensor]] = {k: [] for k in keys}
     best_x, best_obj, best_iter = state.z.clone(), torch.full((y.shape[0],), math.inf), 0
     reason, converged, increases, prev_obj = "max_iter reached", False, 0, None
+    held, ran_off = HeldImages(state, state.z), []
     t0 = time.perf_counter()
     bar = tqdm(range(1, max_iter + 1), disable=not progress, desc=f"PnP-{method.upper()}")
     for k in bar:
-        z_prev = state.z
+        z_prev, saved = state.z, held.snapshot() if guard.stops else {}
         out = state.step()
-        z = out.z
-        if not torch.isfinite(z).all():
+        z, live = out.z, ~held.mask
+        if not torch.isfinite(z[live.to(z.device)]).all():
             reason = f"diverged: non-finite iterate at iteration {k}; returning the best iterate"
             break
-        msg = guard.check(k, z)
-        if msg is not None and guard.stops:
-            reason = msg
-            break
-        if msg is not None:
+        off = guard.outside(k, z) & live
+        if off.any():
+            msg = guard.message(k, off.nonzero().flatten().tolist(), off.numel())
             warnings.warn(msg, stacklevel=3)
-            notes.append(msg)
+            if guard.stops:
+                held.hold(off, z_prev)
+                ran_off.append(msg)
+            else:
+                notes.append(msg)
+        if held.mask.all():
+            reason = "; ".join(ran_off)
+            break
+        if held.mask.any():
+            held.restore(saved)  # in place: z (= state.z) shows the held images' last in-range iterate
         Az = out.Az if out.Az is not None else physics.A(z)
         data = 0.5 * (Az - y).flatten(1).pow(2).sum(1)
         rel_change = rms(z - z_prev) / rms(z_prev).clamp_min(1e-12)
@@ -351,23 +393,27 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
         obj = data + lam * out.reg if has_reg else data
         if has_reg:
             row.update(regularizer=out.reg, objective=obj)
+        gone = held.mask.to(data.device)  # held images have no iterate from here on: NaN entries
+        row = {key: torch.where(gone, torch.full_like(v, math.nan), v) if key != "time" else v
+               for key, v in row.items()}
+        obj = row.get("objective", row["data_fidelity"])
         for key in keys:
             rows[key].append(row[key].detach().cpu())
         # not(obj >= best): an unknown (NaN) objective on either side keeps the latest iterate,
         # as for denoisers without a regulariser
-        better = ~(obj.cpu() >= best_obj) if has_reg else torch.ones_like(best_obj, dtype=torch.bool)
+        better = (~(obj.cpu() >= best_obj) if has_reg else torch.ones_like(best_obj, dtype=torch.bool)) & ~held.mask
         best_obj = torch.where(better, obj.cpu(), best_obj)
         best_x[better.to(z.device)] = z[better.to(z.device)]
         best_iter = k if better.any() else best_iter
         if progress:  # the objective when known, else the data fidelity
-            shown = obj if bool(torch.isfinite(obj).any()) else data
+            shown = obj if bool(torch.isfinite(obj).any()) else row["data_fidelity"]
             bar.set_postfix({"obj" if shown is obj and has_reg else "data": f"{float(shown.nanmean()):.4g}",
-                             "change": f"{float(rel_change.max()):.2e}"})
+                             "change": f"{float(rel_change[~gone].max()):.2e}"})
         if callback is not None and callback(k, z, {key: row[key] for key in keys}):
             reason = f"stopped by callback at iteration {k}"
             break
         primal = out.residuals["residual"] / rms(z).clamp_min(1e-12) if method == "admm" else rel_change
-        if bool((rel_change <= tol).all() and (primal <= tol).all()):
+        if bool(((rel_change <= tol) & (primal <= tol) | gone).all()):
             reason, converged = f"relative change and residual <= tol={tol:g}", True
             break
         if has_reg and prev_obj is not None:
@@ -381,11 +427,14 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
                           "returning the best iterate")
                 break
         prev_obj = obj
-    diverged, ran_off = reason.startswith("diverg"), reason.startswith("ran off")
-    if diverged or ran_off:
+    diverged = reason.startswith("diverg")
+    if diverged:
         warnings.warn(f"solve: {reason}", stacklevel=3)
-    x = best_x if diverged else z_prev if ran_off else state.z
+    if ran_off and not reason.startswith("ran off"):
+        reason = "; ".join([reason] + ran_off)
+    mask = held.mask.to(state.z.device)
+    x = torch.where(mask.view(-1, *[1] * (state.z.ndim - 1)), held.x, best_x if diverged else state.z)
     per_sample = {key: torch.stack(v) if v else torch.empty(0, y.shape[0]) for key, v in rows.items()}
     history = {key: [float(t.nanmean()) for t in v] for key, v in rows.items()}
-    return SolveResult(x, history, per_sample, converged, len(rows["time"]), reason,
+    return SolveResult(x, history, per_sample, converged and not ran_off, len(rows["time"]), reason,
                        time.perf_counter() - t0, lam, method, best_iter if diverged else len(rows["time"]), notes)
