@@ -89,7 +89,8 @@ class ADMM:
             change = change + w - self.w
             self.s = self.s + x - w
             self.w = w
-            residuals = {"residual": torch.maximum(rms(x - z), rms(x - w)), "box_violation": rms(z - z.clamp(*self.box))}
+            residuals = {"residual": torch.maximum(rms(x - z), rms(x - w)),
+                         "box_violation": rms(z - z.clamp(*self.box))}
         return StepOutput(z, reg, {**residuals, "dual_residual": rms(change) / self.tau})
 
 

@@ -374,12 +374,13 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
         off = guard.outside(k, z) & live
         if off.any():
             msg = guard.message(k, off.nonzero().flatten().tolist(), off.numel())
-            warnings.warn(msg, stacklevel=3)
             if guard.stops:
                 held.hold(off, z_prev)
                 ran_off.append(msg)
+                msg = f"solve: {msg}"
             else:
                 notes.append(msg)
+            warnings.warn(msg, stacklevel=3)
         if held.mask.all():
             reason = "; ".join(ran_off)
             break
