@@ -56,7 +56,7 @@ def _figure(x, x_fbp, x_pnp, result, path: Path, views: int, noise: float) -> Pa
     obj = np.asarray(result.history["objective"])
     ax[3].plot(np.arange(1, len(obj) + 1), obj)
     ax[3].set_xlabel("iteration")
-    ax[3].set_title("F(x_k) = 1/2 ||A x_k - y||^2 + lam R(x_k) (monitored)")
+    ax[3].set_title("monitored F = 1/2 ||Ax - y||^2 + lam R(x)")
     fig.suptitle(f"sparse-view CT: {views} views, sinogram noise sigma {noise:g}, lam {result.lam:.3g}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
