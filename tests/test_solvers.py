@@ -360,6 +360,27 @@ def test_run_off_holds_only_the_image_that_left():
     torch.testing.assert_close(obj[:alone1.n_iter, 1], alone1.per_sample["objective"][:, 0])
 
 
+def test_scaled_prox_tolerance_ignores_images_that_did_not_move():
+    """The inner tolerance follows the smallest *nonzero* change of v: an image held by the
+    run-off guard repeats its v, and must not force every inner solve to the float floor."""
+    from pnp_lpn.solvers.solve import ScaledProxStep
+
+    tols = []
+
+    class Recording(QuadraticPrior):
+        def scaled_prox_with_regularizer(self, v, t, w0=None, tol=1e-4, max_iter=500):
+            tols.append(tol)
+            return super().scaled_prox_with_regularizer(v, t, w0=w0, tol=tol, max_iter=max_iter)
+
+    step = ScaledProxStep(Recording(0.5), 0.5)
+    v = torch.rand(2, 1, 8, 8, dtype=torch.float64)
+    step(v)
+    moved = v.clone()
+    moved[1] += 1e-3
+    step(moved)
+    assert tols[0] == 1e-4 and tols[1] == pytest.approx(1e-4, rel=1e-6)  # 0.1 x the RMS change 1e-3 of image 1
+
+
 @pytest.mark.parametrize("data_range", [None, (0.0, 1.0)])
 def test_no_range_warning_for_a_solve_that_stays_in_range(data_range):
     physics = blur_physics()

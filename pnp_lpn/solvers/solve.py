@@ -93,8 +93,10 @@ class ScaledProxStep:
     at the previous one's w; ``inner_iters`` counts the solver iterations.
 
     The warm start already solves the new problem up to ||v - v_prev||, so the inner
-    tolerance is a tenth of that RMS change (at most 1e-4, at least a few float eps):
-    a fixed tolerance would stop the outer iteration as soon as its steps fell below it.
+    tolerance is a tenth of the smallest nonzero RMS change over the batch (at most 1e-4, at
+    least a few float eps): a fixed tolerance would stop the outer iteration as soon as its
+    steps fell below it. An image whose v did not move (held by the run-off guard) is already
+    solved by its warm start and does not set the tolerance.
     """
 
     def __init__(self, prior: ProxPrior, t: float):
@@ -102,7 +104,8 @@ class ScaledProxStep:
 
     def __call__(self, v: Tensor) -> tuple[Tensor, Tensor]:
         floor = 10 * torch.finfo(v.dtype).eps * float(rms(v).max())
-        change = 1e-4 if self.v is None else 0.1 * float(rms(v - self.v).min())
+        moved = rms(v - self.v) if self.v is not None else v.new_zeros(0)
+        change = 0.1 * float(moved[moved > 0].min()) if bool((moved > 0).any()) else 1e-4
         res = self.prior.scaled_prox_with_regularizer(v, self.t, w0=self.w, tol=max(min(change, 1e-4), floor))
         self.w, self.v, self.inner_iters = res.w, v, self.inner_iters + res.n_iter
         return res.z, res.reg
