@@ -61,8 +61,8 @@ class ProxPrior(Denoiser):
 
     ``data_range`` (lo, hi) is the range of the clean images the prior was trained on (set by
     the trainer, stored in checkpoints; None when unknown). R is learned only near it: far
-    outside, R can decrease without bound, so :func:`pnp_lpn.solve` stops an iterate that
-    leaves it by more than half its width.
+    outside, R can decrease without bound, so :func:`pnp_lpn.solve` holds an image whose
+    iterate leaves it by more than half its width.
     """
 
     def __init__(self, in_channels: int, sigma_train: float | None = None):

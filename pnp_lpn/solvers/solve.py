@@ -167,7 +167,9 @@ class HeldImages:
 
     The solver state is batched, so a held image is still stepped with the others; after each
     step its state tensors (every attribute of batch size B) are put back, so it repeats the
-    same discarded step and cannot blow up or leave values that other code would see.
+    same discarded step and cannot blow up or leave values that other code would see. A step
+    replaces its state tensors instead of writing into them (as ``_run`` relies on for z_prev
+    too), so the snapshot is references, not copies.
     """
 
     def __init__(self, state, z0: Tensor):
@@ -175,7 +177,7 @@ class HeldImages:
 
     def snapshot(self) -> dict[str, Tensor]:
         b = self.mask.numel()
-        return {k: v.clone() for k, v in vars(self.state).items() if isinstance(v, Tensor) and v.shape[:1] == (b,)}
+        return {k: v for k, v in vars(self.state).items() if isinstance(v, Tensor) and v.shape[:1] == (b,)}
 
     def hold(self, new: Tensor, z_prev: Tensor) -> None:
         """Hold the images ``new`` (B,) bool at ``z_prev``."""
