@@ -1,7 +1,7 @@
 """CPU vs GPU on the same machine: the CT operator, the LPN prox and a whole PnP-ADMM solve.
 
-Writes benchmarks/results/gpu.{json,md}. Needs a CUDA GPU and an astra-toolbox build with
-CUDA (``astra.use_cuda()``); exits with a message otherwise.
+Writes gpu.{json,md} to --out (default out/bench/). Needs a CUDA GPU and an astra-toolbox
+build with CUDA (``astra.use_cuda()``); exits with a message otherwise.
 
 - CT (ParallelBeamCT, 180 views, 256^2 and 512^2): A, A^T and FBP on ASTRA's CPU projector
   (all cores) and on the GPU with each GPU projector: "linear" (the default: ASTRA's matrix
@@ -138,6 +138,7 @@ def markdown(out: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="out/bench", help="output folder (default out/bench, ignored by git)")
     ap.add_argument("--quick", action="store_true", help="256^2 only, fewer repeats")
     args = ap.parse_args()
     import astra
@@ -154,7 +155,7 @@ def main() -> None:
            "prox": [bench_prox(n, repeats) for n in sizes],
            "solve": {"runs": [{**{k: v for k, v in r.items() if k != "x"}, "rel_diff": rel(r["x"], runs[0]["x"])}
                               for r in runs]}}
-    save_results("gpu", out, markdown(out))
+    save_results("gpu", out, markdown(out), Path(args.out))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark of the forward operators; writes benchmarks/results/operators.{json,md}.
+"""Benchmark of the forward operators; writes operators.{json,md} to --out.
 
 - CT: A and A^T at 256^2 and 512^2 with 180 views, ParallelBeamCT (ASTRA CPU) against
   deepinv.physics.Tomography (torch Radon, exact adjoint via autograd) in the same run;
@@ -25,14 +25,13 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def save_results(stem: str, results: dict, markdown: str) -> None:
-    """Write RESULTS/<stem>.json and RESULTS/<stem>.md, and print the markdown."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=1))
-    (RESULTS / f"{stem}.md").write_text(markdown)
+def save_results(stem: str, results: dict, markdown: str, out_dir: Path) -> None:
+    """Write out_dir/<stem>.json and out_dir/<stem>.md, and print the markdown."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=1))
+    (out_dir / f"{stem}.md").write_text(markdown)
     print(markdown)
 
 
@@ -189,9 +188,11 @@ def to_markdown(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="out/bench", help="output folder (default out/bench, ignored by git)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, 256^2 CT only")
     args = parser.parse_args()
+    out_dir = Path(args.out)
     torch.set_num_threads(args.threads)
     repeats = 3 if args.quick else 7
     results = {"machine": f"{platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} CPUs",
@@ -200,7 +201,7 @@ def main() -> None:
     results["ct"] = [bench_ct(s, 180, repeats) for s in ((256,) if args.quick else (256, 512))]
     results["projectors"] = bench_projectors(256, 180, repeats)
     results["blur"] = bench_blur(256, repeats)
-    save_results("operators", results, to_markdown(results))
+    save_results("operators", results, to_markdown(results), out_dir)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
    fmin_cg on psi(v) - <x, v> one image at a time (gtol 1e-5). Time and achieved RMS
    residual ||f(v) - x|| / sqrt(n).
 
-Writes benchmarks/results/priors.json and priors.md.
+Writes priors.json and priors.md to --out (default out/bench/).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RESULTS = Path(__file__).parent / "results"
 
 
 def make_prior(name: str | None):
@@ -101,10 +100,12 @@ def inversion_cases(prior_name: str | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="out/bench", help="output folder (default out/bench, ignored by git)")
     parser.add_argument("--prior", default=None, help="shipped prior name or a .safetensors path (default: untrained default LPN)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one prox case in this process
     args = parser.parse_args()
+    out_dir = Path(args.out)
     torch.set_num_threads(args.threads)
     if args.case:
         size, cg = args.case.split(":")
@@ -118,8 +119,8 @@ def main() -> None:
             prox.append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
     inv = inversion_cases(args.prior)
     out = {"prior": args.prior or "LPN() default, untrained", "threads": args.threads, "prox": prox, "inversion": inv}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "priors.json").write_text(json.dumps(out, indent=1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "priors.json").write_text(json.dumps(out, indent=1))
     lines = [f"Prior: {out['prior']}, {args.threads} CPU threads", "",
              "| size | create_graph | prox time (s) | peak RSS (MB) | RSS increase (MB) |", "|---|---|---|---|---|"]
     lines += [f"| {p['size']}^2 | {p['create_graph']} | {p['time_s']:.3f} | {p['peak_rss_mb']:.0f} | {p['rss_increase_mb']:.0f} |"
@@ -130,7 +131,7 @@ def main() -> None:
               f"| batched L-BFGS (ours) | {ours['time_s']:.2f} | {ours['max_rms_residual']:.1e} |",
               f"| scipy fmin_cg per image | {ref['time_s']:.2f} | {ref['max_rms_residual']:.1e} |",
               "", f"speed-up: {inv['speedup']:.1f}x"]
-    (RESULTS / "priors.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "priors.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -11,7 +11,7 @@ views, sinogram noise 1, CG data step) it times, with the same prior:
   for deblurring also PGD at ADMM's (MAP) lam with step 1/||A||^2, whose prior step is the
   exact prox of (step lam) R (an inner convex solve): it must reach ADMM's objective.
 
-Writes benchmarks/results/solvers.json and solvers.md.
+Writes solvers.json and solvers.md to --out (default out/bench/).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import pnp_lpn as pl
 from pnp_lpn.metrics import psnr
 from pnp_lpn.training.datasets import natural_images
 
-RESULTS = Path(__file__).parent / "results"
 
 
 def timed(fn, repeats: int = 5) -> float:
@@ -94,10 +93,12 @@ def solves(img, op, y, prior, map_lam: float | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="out/bench", help="output folder (default out/bench, ignored by git)")
     parser.add_argument("--prior", default="lpn-natural-gray")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
+    out_dir = Path(args.out)
     torch.set_num_threads(args.threads)
     prior = pl.load_pretrained(args.prior)
     results = {"prior": args.prior, "threads": args.threads, "size": args.size}
@@ -105,8 +106,8 @@ def main() -> None:
         img, op, y = task(name, args.size)
         lam = op.noise_sigma**2 / prior.sigma_train**2
         results[name] = {"breakdown": breakdown(op, y, prior, lam), "solves": solves(img, op, y, prior, lam if name == "blur" else None)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "solvers.json").write_text(json.dumps(results, indent=1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "solvers.json").write_text(json.dumps(results, indent=1))
     lines = [f"Prior {args.prior}, {args.size}^2, {args.threads} threads", "",
              "| task | data step (s) | prox (s) | R formula (s) | A z + fidelity (s) | ADMM iteration (s) | "
              "monitoring ADMM (%) | PGD iteration (s) | monitoring PGD (%) |",
@@ -122,7 +123,7 @@ def main() -> None:
         for method, r in results[name]["solves"].items():
             lines.append(f"| {name} | {method} | {r['lam']:.4g} | {r['step']:.4g} | {r['n_iter']} | {r['converged']} | "
                          f"{r['time_s']:.1f} | {r['objective']:.6g} | {r['psnr']:.2f} | {r['stop_reason']} |")
-    (RESULTS / "solvers.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "solvers.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

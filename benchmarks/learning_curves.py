@@ -1,9 +1,9 @@
 """Learning curves of training runs: validation PSNR against minutes and steps, and loss.
 
-    python benchmarks/learning_curves.py checkpoints/natural-gray-v2 checkpoints/ct-v2 ...
+    python benchmarks/learning_curves.py runs/natural-gray runs/ct ... [--out out/bench]
 
 Reads each run's ``history.json`` (written by ``pnp-lpn train``) and writes
-benchmarks/results/learning_curves.png and learning_curves.md (one row per run: steps done,
+learning_curves.png and learning_curves.md to --out (default out/bench/) (one row per run: steps done,
 wall minutes, last and best validation PSNR).
 """
 
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
 
 
 def smooth(values: list[float], window: int = 100) -> np.ndarray:
@@ -28,9 +27,11 @@ def smooth(values: list[float], window: int = 100) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="out/bench", help="output folder (default out/bench, ignored by git)")
     ap.add_argument("runs", nargs="+", help="folders holding history.json")
     ap.add_argument("--name", default="learning_curves")
     args = ap.parse_args()
+    out_dir = Path(args.out)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,10 +54,10 @@ def main() -> None:
     axes[2].set_ylabel("training loss (running mean of 100)")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    RESULTS.mkdir(exist_ok=True)
-    fig.savefig(RESULTS / f"{args.name}.png", dpi=110)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / f"{args.name}.png", dpi=110)
     cmd = "python benchmarks/learning_curves.py " + " ".join(args.runs)
-    (RESULTS / f"{args.name}.md").write_text(f"Command: `{cmd}`\n\n" + "\n".join(rows) + "\n")
+    (out_dir / f"{args.name}.md").write_text(f"Command: `{cmd}`\n\n" + "\n".join(rows) + "\n")
     print("\n".join(rows))
 
 

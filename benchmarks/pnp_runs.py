@@ -1,6 +1,6 @@
 """Do PnP runs with a prior converge, and where to? (the numbers in docs/priors.md)
 
-    python benchmarks/pnp_runs.py deblur lpn-natural-gray checkpoints/natural-gray/checkpoint.safetensors
+    python benchmarks/pnp_runs.py deblur lpn-natural-gray runs/my-prior/checkpoint.safetensors
     python benchmarks/pnp_runs.py ct --size 128 --views 60 --iters 30 lpn-ct
 
 deblur: Gaussian blur 1 px, noise 0.02, 128^2 crops of the held-out coins / chelsea; ADMM at

@@ -1,7 +1,7 @@
 """Held-out quality of trained priors: denoising PSNR across noise levels and drift.
 
     python benchmarks/prior_quality.py --data natural-gray --priors lpn-natural-gray \
-        checkpoints/natural-gray-mix/checkpoint.safetensors [--baselines bm3d dncnn] [--name TAG]
+        runs/my-prior/checkpoint.safetensors [--baselines bm3d dncnn] [--name TAG]
 
 For every prior (a shipped name or a checkpoint path) on the validation images of ``--data``
 (never drawn by the training sampler, see ``pnp_lpn.training.validation_images``), or on the
@@ -44,7 +44,7 @@ rescaled prox above it), and ``bm3d`` as colour BM3D; colour rows add ``denoise@
 sigma by the grey prior's ``denoise``, whatever ``--luma-scale``).
 ``--dihedral`` adds, for every prior, a row for its average over the 8 flips / rotations
 (``pnp_lpn.DihedralPrior``: still an exact prox; 8x the cost).
-Writes benchmarks/results/prior_quality_<name>.json and .md.
+Writes prior_quality_<name>.json and .md to --out (default out/bench/).
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
 #: --baselines choice -> table row name (each denoiser is given the true sigma)
 BASELINE_ROWS = {"bm3d": "BM3D (oracle sigma)", "dncnn": "DnCNN-17 blind, closest sigma (scico weights)"}
 
@@ -119,6 +118,7 @@ def per_channel_row(grey, label: str, noisy: dict, clean: list[torch.Tensor]) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="out/bench", help="output folder (default out/bench, ignored by git)")
     ap.add_argument("--data", default="natural-gray", help="named dataset whose validation images are used")
     ap.add_argument("--priors", nargs="+", required=True, help="shipped names or checkpoint paths")
     ap.add_argument("--sigmas", nargs="+", type=float, default=[0.05, 0.1, 0.2, 0.3])
@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="results file tag (default: the dataset)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    out_dir = Path(args.out)
     torch.set_num_threads(args.threads)
     from pnp_lpn.training.datasets import validation_images
 
@@ -183,8 +184,8 @@ def main() -> None:
 
 def write(rows: list[dict], args) -> None:
     tag = args.name or args.data
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"prior_quality_{tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"prior_quality_{tag}.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     cols = list(dict.fromkeys(c for r in rows for c in r if c != "prior"))
     where = (f"Scikit-image photos {', '.join(args.images)}" if args.images
              else f"Validation images of `{'natural-color' if args.color else args.data}`") + (" (r, g, b)" if args.color else "")
@@ -199,7 +200,7 @@ def write(rows: list[dict], args) -> None:
     for r in rows:
         cells = [f"{r[c]:.2f}" if isinstance(r.get(c), float) else str(r.get(c, "")) for c in cols]
         lines.append(f"| {r['prior']} | " + " | ".join(cells) + " |")
-    (RESULTS / f"prior_quality_{tag}.md").write_text("\n".join(lines) + "\n")
+    (out_dir / f"prior_quality_{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

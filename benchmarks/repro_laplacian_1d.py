@@ -15,7 +15,8 @@ posterior smoothed by its kernel (:func:`pm_optimum`, computed by quadrature): a
 still gives f(1) = 0.11 where soft-thresholding gives 0. So the script reports both
 max |f(y) - soft(y, 1)| and max |f(y) - f_gamma(y)| on [-3, 3] (how well training reached its
 own target), max |f_gamma - soft| (the part no training can remove at that gamma), and the
-learned R against |x| (both shifted to R(0) = 0). Writes benchmarks/results/laplacian_1d.{json,png}.
+learned R against |x| (both shifted to R(0) = 0). Writes
+laplacian_1d.{json,png} to --out (default out/bench/).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import torch
 import pnp_lpn as pl
 from pnp_lpn.training import TrainConfig, make_sampler, train
 
-RESULTS = Path(__file__).parent / "results"
 ARCH = dict(in_channels=1, channels=(128,), depth=3, beta=10.0, alpha=1e-3, kernel=1, quadratic_kernel=0)
 GAMMAS = (0.5, 0.3, 0.2, 0.1)
 
@@ -75,6 +75,7 @@ def fit(warmup: str, steps: int, pm_from: pl.LPN | None = None, lr_pm: float = 1
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="out/bench", help="output folder (default out/bench, ignored by git)")
     parser.add_argument("--steps", type=int, default=2000, help="steps of the L2 and L1 fits")
     parser.add_argument("--pm-steps", dest="pm_steps", type=int, default=2000,
                         help="steps of the proximal-matching stages (all of them together)")
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS),
                         help="the proximal-matching stages' gammas, decreasing")
     args = parser.parse_args()
+    out_dir = Path(args.out)
     torch.set_num_threads(args.threads)
     gammas = tuple(args.gammas)
     models = {"L2": fit("l2", args.steps), "L1": fit("l1", args.steps)}
@@ -105,8 +107,8 @@ def main() -> None:
                      "max_abs_f_minus_pm_optimum": float((f - target).abs().max()),
                      "max_abs_R_minus_absx": float((r - x_grid.flatten().abs()).abs().max())}
         curves[name] = (f.flatten(), r)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "laplacian_1d.json").write_text(json.dumps({
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "laplacian_1d.json").write_text(json.dumps({
         "steps": args.steps, "pm_steps": args.pm_steps, "lr_pm": args.lr_pm, "pm_batch": args.pm_batch,
         "gammas": gammas, "arch": ARCH, "max_abs_pm_optimum_minus_soft": gap,
         "results": out}, indent=1))
@@ -128,7 +130,7 @@ def main() -> None:
         a.legend()
         a.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(RESULTS / "laplacian_1d.png", dpi=100)
+    fig.savefig(out_dir / "laplacian_1d.png", dpi=100)
     for name, r in out.items():
         print(f"{name:>18}: on [-3, 3] max|f - soft| = {r['max_abs_f_minus_soft']:.3f}, max|f - f_gamma| = "
               f"{r['max_abs_f_minus_pm_optimum']:.3f}; max|R - |x|| on [-2, 2] = {r['max_abs_R_minus_absx']:.3f}")

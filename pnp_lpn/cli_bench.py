@@ -44,7 +44,7 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
                    help="comma-separated factors of the default lam, e.g. 0.1,1,10")
     p.add_argument("--box", action="store_const", const=True, dest="box_all",
                    help="solve every task under the box constraint [0, 1] (default: only compressed sensing and CT)")
-    p.add_argument("--out", help="output folder (default benchmarks/results/bench_<preset>)")
+    p.add_argument("--out", help="output folder (default out/bench/<preset>, ignored by git)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -84,7 +84,7 @@ def run_bench(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"pnp-lpn bench: error: {e}", file=sys.stderr)
         return 2
-    out = args.out or f"benchmarks/results/bench_{args.preset}"
+    out = args.out or f"out/bench/{args.preset}"
     t0 = time.perf_counter()
     result = run_benchmark(config, progress=not args.quiet)
     paths = write_all(result, out, _command(args))
