@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 
 
@@ -23,11 +22,14 @@ def _prior(text: str) -> tuple[str, str]:
     return name, path
 
 
-def add_bench_parser(sub) -> argparse.ArgumentParser:
-    from .bench import METHODS, PRESETS, TASKS
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    return sub.add_parser("bench", help="benchmark PnP denoisers", description=__doc__, parents=parents,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    p = sub.add_parser("bench", help="benchmark PnP denoisers", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..bench import METHODS, PRESETS, TASKS
+
     p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
                    help="quick: 64^2, 1+1 images, 3-value grid, <= 25 iterations; full: all tasks, 128^2, "
                         "2+2 images, 5-value grid, reference iteration counts")
@@ -47,7 +49,6 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default out/bench/<preset>, ignored by git)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -64,11 +65,11 @@ def _command(args: argparse.Namespace) -> str:
     return shlex.join(parts + (["--box"] if args.box_all else []))
 
 
-def run_bench(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .bench import METHODS, PRESETS, run_benchmark, write_all
-    from .bench.methods import method_names
+    from ..bench import METHODS, PRESETS, run_benchmark, write_all
+    from ..bench.methods import method_names
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,19 +77,14 @@ def run_bench(args: argparse.Namespace) -> int:
     methods = args.methods
     if priors and methods is None:
         methods = PRESETS[args.preset].methods + method_names(priors)[len(METHODS):]
-    try:
-        config = PRESETS[args.preset].with_overrides(tasks=args.tasks, methods=methods, size=args.size,
-                                                     max_iter=args.max_iter, n_val=args.n_val,
-                                                     n_test=args.n_test, grid=args.grid, box_all=args.box_all,
-                                                     priors=priors or None)
-    except ValueError as e:
-        print(f"pnp-lpn bench: error: {e}", file=sys.stderr)
-        return 2
+    config = PRESETS[args.preset].with_overrides(tasks=args.tasks, methods=methods, size=args.size,
+                                                 max_iter=args.max_iter, n_val=args.n_val, n_test=args.n_test,
+                                                 grid=args.grid, box_all=args.box_all, priors=priors or None)
     out = args.out or f"out/bench/{args.preset}"
     t0 = time.perf_counter()
     result = run_benchmark(config, progress=not args.quiet)
     paths = write_all(result, out, _command(args))
-    from .bench.report import markdown_tables
+    from ..bench.report import markdown_tables
 
     print(markdown_tables(result.records))
     print(f"{len(result.records)} runs in {time.perf_counter() - t0:.0f} s; wrote {len(paths)} files to {out}/")

@@ -1,0 +1,61 @@
+"""What every subcommand shares: the user-error type, argument types, notes on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or its files: reported as one line, exit code 2."""
+
+
+def note(command: str, message: str) -> None:
+    """One informational line on stderr (what was done with an input, a value chosen)."""
+    print(f"pnp-lpn {command}: {message}", file=sys.stderr)
+
+
+def existing_file(text: str) -> str:
+    """argparse type: a path that names an existing file."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+    return text
+
+
+def prior_source(text: str) -> str:
+    """argparse type: a shipped prior name, 'tv', or an existing .safetensors file."""
+    if text.endswith(".safetensors"):
+        return existing_file(text)
+    return text
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = nonnegative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
