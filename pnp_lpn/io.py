@@ -95,11 +95,12 @@ def read_image(path: str | Path, color: bool = False) -> Loaded:
     else:
         values, mode, bits = _read_pillow(path)
     notes = [f"{path.name}: {bits}-bit {mode}"]
+    integer = np.issubdtype(values.dtype, np.integer) or values.dtype == bool
     if values.ndim == 3 and values.shape[-1] in (2, 4):
         values = values[..., :-1]
         notes.append("alpha dropped")
     values = _channels(values, color, notes)
-    if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
+    if integer:
         top = 1 if bits == 1 else 2**bits - 1
         values = values.astype(np.float64) / top
         notes.append("0/1" if bits == 1 else f"scaled by 1/{top} to [0, 1]")

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if is_study(args.input, slice_ndim=_slice_ndim(args)):
         from .solve_study import run_study
 
-        return run_study(args)
+        return run_study(args, _slice_ndim(args))
     if args.reference is not None:
         raise UsageError("--reference is for studies (several slices); with one image use --simulate for a PSNR")
     return _run_single(args)

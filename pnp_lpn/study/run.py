@@ -47,6 +47,7 @@ class _Study:
     simulate: bool
     seed: int
     solve_kwargs: dict = field(default_factory=dict)
+    rank: int = 0
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -94,7 +95,7 @@ def solve_study(inputs: StudyInput, operator, prior, out_dir: str | Path, batch_
     slices, references = _list(inputs, reference, operator, simulate)
     settings = study_settings(operator, prior, batch_size, simulate, seed, solve_kwargs)
     study = _Study(operator, prior, _open_store(out_dir, settings, where), references, simulate, seed,
-                   dict(solve_kwargs))
+                   dict(solve_kwargs), where.rank)
     batches = [slices[i:i + batch_size] for i in range(0, len(slices), batch_size)]
     mine = [b for k, b in enumerate(batches) if where.owns(k)]
     solved = _run_batches(study, mine, batch_size, progress and where.rank == 0)
@@ -175,7 +176,8 @@ def _run_batch(study: _Study, k: int, batch: list[Slice]) -> int:
     read = {s.name: _read(study, s) for s in batch}
     for s in batch:
         if read[s.name][1] is not None:
-            study.store.save(s.name, None, {"slice": s.name, "status": "error", "batch": k, "error": read[s.name][1]})
+            study.store.save(s.name, None, {"slice": s.name, "status": "error", "batch": k, "process": study.rank,
+                                            "error": read[s.name][1]})
     good = [s for s in batch if read[s.name][1] is None]
     if not good:
         return 0
@@ -187,13 +189,14 @@ def _run_batch(study: _Study, k: int, batch: list[Slice]) -> int:
         result = solve(y, study.operator, study.prior, **study.solve_kwargs)
     except (ValueError, RuntimeError) as e:
         for s in good:
-            study.store.save(s.name, None, {"slice": s.name, "status": "error", "batch": k,
+            study.store.save(s.name, None, {"slice": s.name, "status": "error", "batch": k, "process": study.rank,
                                             "error": f"solve failed: {' '.join(str(e).split())}"})
         return 0
     wall = (time.perf_counter() - t0) / len(good)
     scores = _scores(study, result.x, good, data if study.simulate else None)
     for i, s in enumerate(good):
-        row = {"slice": s.name, "status": "ok", "batch": k, "stop_reason": result.stop_reason, "wall_time_s": wall,
+        row = {"slice": s.name, "status": "ok", "batch": k, "process": study.rank, "stop_reason": result.stop_reason,
+               "wall_time_s": wall,
                "output": study.store.output_path(s.name).name, **_trace(result.per_sample, i), **scores[i]}
         x = result.x[i].detach().cpu().numpy().astype(np.float32)
         study.store.save(s.name, x[0] if x.shape[0] == 1 else x, row)

@@ -26,7 +26,7 @@ import numpy as np
 
 #: summary columns, in order
 COLUMNS = ("slice", "status", "iterations", "stop_reason", "objective", "data_fidelity", "wall_time_s", "batch",
-           "psnr", "ssim", "output", "error")
+           "process", "psnr", "ssim", "output", "error")
 
 
 def _tmp(path: Path) -> Path:
