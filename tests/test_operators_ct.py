@@ -1,4 +1,4 @@
-"""Parallel-beam CT on ASTRA: exact transpose, deepinv agreement, FBP, threads, GPU."""
+"""Parallel-beam CT on ASTRA: exact transpose, deepinv agreement, FBP, threads, CPU matrix, gradients, GPU."""
 
 import copy
 import math
@@ -30,10 +30,12 @@ def _phantom(n: int) -> torch.Tensor:
     return torch.from_numpy(resize(shepp_logan_phantom(), (n, n), anti_aliasing=True).astype(np.float32))[None, None]
 
 
+@pytest.mark.parametrize("cpu_matrix", [False, True])
 @pytest.mark.parametrize("projector", ["linear", "line", "strip"])
-def test_back_projection_is_the_exact_matrix_transpose(projector):
-    """Build A column by column and A^T column by column: B == A^T entry by entry."""
-    op = ParallelBeamCT((1, 8, 8), n_angles=6, projector=projector)
+def test_back_projection_is_the_exact_matrix_transpose(projector, cpu_matrix):
+    """Build A column by column and A^T column by column: B == A^T entry by entry (ASTRA's
+    projector calls and the matrix path)."""
+    op = ParallelBeamCT((1, 8, 8), n_angles=6, projector=projector, cpu_matrix=cpu_matrix)
     eye = torch.eye(64).reshape(64, 1, 8, 8)
     a = op.A(eye).reshape(64, -1).T  # (m, n)
     m = a.shape[0]
@@ -42,8 +44,9 @@ def test_back_projection_is_the_exact_matrix_transpose(projector):
     assert op.adjointness_test(img_size=op.img_size, num_samples=4) < 1e-5
 
 
-def test_adjoint_at_realistic_size():
-    op = ParallelBeamCT((1, 128, 128), n_angles=90)
+@pytest.mark.parametrize("cpu_matrix", [False, True])
+def test_adjoint_at_realistic_size(cpu_matrix):
+    op = ParallelBeamCT((1, 128, 128), n_angles=90, cpu_matrix=cpu_matrix)
     assert op.adjointness_test(img_size=op.img_size, num_samples=2) < 1e-5
 
 
@@ -114,7 +117,7 @@ def test_deepcopy_rebuilds_projectors():
     op = ParallelBeamCT((1, 16, 16), n_angles=8)
     x = torch.rand(1, 1, 16, 16)
     twin = copy.deepcopy(op)
-    assert twin._projectors.ids != op._projectors.ids
+    assert twin._projectors.astra.ids != op._projectors.astra.ids
     torch.testing.assert_close(twin.A(x), op.A(x))
     del twin  # frees only the copy's projectors
     assert op.A(x).shape == (1, 1, 8, 23)
@@ -188,3 +191,81 @@ def test_astra_gpu_kernels_agree_with_cpu():
     assert gpu.adjointness_test(img_size=gpu.img_size, device="cuda") < 0.5
     rec = gpu.fbp(y_gpu).clamp(0, 1).cpu()
     assert peak_signal_noise_ratio(x[0, 0].numpy(), rec[0, 0].numpy(), data_range=1.0) > 20
+
+
+def _dot(u: torch.Tensor, v: torch.Tensor) -> float:
+    return float((u.double() * v.double()).sum())
+
+
+@pytest.mark.parametrize("width", [1.0, 0.7])
+def test_cpu_matrix_is_astras_projector(width):
+    """The matrix path (torch sparse product) against ASTRA's projector calls, batch and channels:
+    the same A and A^T to float32 round-off, and <A u, v> = <u, A^T v> against ASTRA's A^T."""
+    kw = dict(img_size=(2, 48, 40), n_angles=30, n_detectors=math.ceil(63 / width), detector_width=width)
+    calls, matrix = ParallelBeamCT(**kw, cpu_matrix=False), ParallelBeamCT(**kw, cpu_matrix=True)
+    assert matrix._projectors.matrix is not None and calls._projectors.matrix is None
+    u, v = torch.randn(3, 2, 48, 40), torch.randn(3, *calls.meas_shape)
+    au, atv = matrix.A(u), matrix.A_adjoint(v)
+    torch.testing.assert_close(au, calls.A(u), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(atv, calls.A_adjoint(v), rtol=1e-5, atol=1e-4)
+    assert abs(_dot(au, v) - _dot(u, calls.A_adjoint(v))) < 1e-5 * abs(_dot(au, v))
+    assert abs(_dot(calls.A(u), v) - _dot(u, atv)) < 1e-5 * abs(_dot(u, atv))
+
+
+def test_cpu_default_switches_to_the_matrix_after_100_slices(monkeypatch):
+    from pnp_lpn.operators import ct
+
+    op = ParallelBeamCT((1, 24, 24), n_angles=10)
+    x = torch.rand(50, 1, 24, 24)
+    y = op.A(x)
+    op.A_adjoint(y)  # 100 slices: still ASTRA's calls
+    assert op._projectors.matrix is None
+    torch.testing.assert_close(op.A(x[:1]), y[:1], rtol=1e-5, atol=1e-4)  # slice 101: the matrix
+    assert op._projectors.matrix is not None and op._projectors.matrix.nbytes > 0
+    monkeypatch.setattr(ct._CpuProjector, "_matrix_fits", lambda self: False)
+    small = ParallelBeamCT((1, 24, 24), n_angles=10)
+    small.A(torch.rand(101, 1, 24, 24))
+    assert small._projectors.matrix is None and small._projectors.matrix_after is None  # memory: never
+    with pytest.raises(ValueError, match="cpu_matrix"):
+        ParallelBeamCT((1, 8, 8), n_angles=4, cpu_matrix="yes")
+
+
+def test_matrix_nnz_estimate_bounds_astra():
+    from pnp_lpn.operators.ct import _SparseProjector, matrix_nnz_estimate
+
+    for kind in ("linear", "line", "strip"):
+        for width in (1.0, 0.6, 2.0):
+            op = ParallelBeamCT((1, 32, 32), n_angles=20, n_detectors=math.ceil(46 / width), detector_width=width)
+            sparse = _SparseProjector(kind, (32, 32), op.angles.numpy(), op.n_detectors, width, torch.device("cpu"))
+            assert sparse.r._nnz() <= matrix_nnz_estimate((32, 32), 20, width) < 3 * sparse.r._nnz()
+
+
+@pytest.mark.parametrize("cpu_matrix", [False, True])
+def test_gradients_are_the_adjoint(cpu_matrix):
+    """grad_x <A x, w> = A^T w and grad_y <A^T y, v> = A v, by autograd and torch.func."""
+    op = ParallelBeamCT((2, 12, 10), n_angles=7, cpu_matrix=cpu_matrix)
+    x = torch.rand(2, 2, 12, 10, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(2, *op.meas_shape, dtype=torch.float64, requires_grad=True)
+    w, v = torch.rand_like(y), torch.rand_like(x)
+    gx, gy = torch.autograd.grad((op.A(x) * w).sum() + (op.A_adjoint(y) * v).sum(), (x, y))
+    torch.testing.assert_close(gx, op.A_adjoint(w))
+    torch.testing.assert_close(gy, op.A(v))
+    torch.testing.assert_close(torch.func.grad(lambda t: (op.A(t) * w).sum())(x.detach()), op.A_adjoint(w))
+    _, tangent = torch.func.jvp(op.A_adjoint, (y.detach(),), (w,))
+    torch.testing.assert_close(tangent, op.A_adjoint(w))
+    jac = torch.func.jacrev(op.A)(x.detach()[:1, :1].expand(1, 2, 12, 10).contiguous())
+    jv = jac.flatten(0, 3).flatten(1) @ v[:1].flatten()
+    torch.testing.assert_close(jv, op.A(v[:1]).flatten(), rtol=1e-5, atol=1e-5)  # float32 inside
+
+
+def test_gradcheck_float64():
+    """Finite differences in float64 (step 1: exact for a linear map up to float32 round-off),
+    first and second order, through A, A^T and the FBP."""
+    op = ParallelBeamCT((1, 8, 8), n_angles=5)
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(1, *op.meas_shape, dtype=torch.float64, requires_grad=True)
+    kw = dict(eps=1.0, atol=1e-5, rtol=1e-4)
+    assert torch.autograd.gradcheck(op.A, (x,), **kw)
+    assert torch.autograd.gradgradcheck(op.A, (x,), **kw)
+    assert torch.autograd.gradcheck(op.A_adjoint, (y,), **kw)
+    assert torch.autograd.gradcheck(op.fbp, (y,), **kw)

@@ -15,13 +15,20 @@ offset by half a pixel; see docs/operators.md.
 
 CPU projectors ("linear" default, "line", "strip") are ASTRA's sparse projection matrices:
 the back-projection is the exact matrix transpose of the forward projection (verified
-entry by entry in the tests), so the adjoint error is float32 round-off (~5e-7). The
-angle set is split into chunks projected by parallel threads (ASTRA releases the GIL).
+entry by entry in the tests), so the adjoint error is float32 round-off (~5e-7). On the CPU
+they run as ASTRA's projector calls (single-threaded per call; the angle set is split into
+chunks projected by parallel threads, ASTRA releases the GIL) for the first 100 slices an
+operator projects, then as ASTRA's matrix R and its explicit transpose applied by torch's
+multi-threaded sparse CSR x dense product, all slices of a call as the columns of one
+product (16 bytes per non-zero: float32 values, int32 indices, for R and R^T; 1.3 GB at
+512^2 with 180 views). Both compute the same R up to float32 summation order;
+``cpu_matrix`` chooses (see :class:`ParallelBeamCT`). A and A^T are differentiable
+(:class:`_Project`: the backward of R is R^T and of R^T is R; autograd and torch.func).
 On device="cuda" the default keeps that exactness: the same ASTRA projection matrix (built
 once on the CPU) is applied by torch as a sparse CSR matrix on the GPU, with its explicit
 transpose as back-projection (memory: 12 bytes per non-zero - float32 value, int64 column
-index - twice; about 0.5 GB at 256^2 with 180 views, 2 GB at 512^2). projector="cuda" uses ASTRA's own GPU kernels instead, fed with
-GPU tensors through DLPack (no host copy, no matrix): faster to set up and lighter, but its
+index - twice; about 0.5 GB at 256^2 with 180 views, 2 GB at 512^2). projector="cuda" uses
+ASTRA's own GPU kernels instead, fed with GPU tensors through DLPack (no host copy, no matrix): faster to set up and lighter, but its
 back-projector is voxel-driven, hence only approximately the adjoint (measured: 35 % mismatch
 of <Au, v> and <u, A^T v> on white-noise u, v; 0.5 % on smooth sinograms).
 """
@@ -29,12 +36,14 @@ of <Au, v> and <u, A^T v> on white-noise u, v; 0.5 % on smooth sinograms).
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import astra
 import numpy as np
+import scipy.sparse
 import torch
 from torch import Tensor
 
@@ -43,6 +52,8 @@ from pnp_lpn.operators.base import ForwardOperator, check_img_size
 
 CPU_PROJECTORS = ("linear", "line", "strip")
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
+MATRIX_AFTER = 100  # slices projected by ASTRA's calls before the CPU projector switches to the matrix
+MATRIX_CHUNK_NNZ = 8_000_000  # matrix built by angle chunks of about this many non-zeros
 
 
 def fbp_filter(n_pad: int, name: str = "ram-lak") -> Tensor:
@@ -131,38 +142,75 @@ class _AstraProjectors:
             torch.sum(partial, dim=0, out=out)
 
 
+def _astra_matrix(kind: str, shape: tuple[int, int], angles: np.ndarray, n_det: int,
+                  det_width: float) -> scipy.sparse.csr_matrix:
+    """ASTRA's projection matrix (len(angles) * n_det, H * W) of ``kind``, float32 values.
+
+    Row a * n_det + d holds the weights of ray (a, d) over the row-major pixels. The zero
+    weights ASTRA stores (up to 30 % of the entries for "strip") are dropped.
+    """
+    vol = astra.create_vol_geom(shape[0], shape[1])
+    proj_id = astra.create_projector(kind, astra.create_proj_geom("parallel", det_width, n_det, angles), vol)
+    matrix_id = astra.projector.matrix(proj_id)
+    try:
+        m = astra.matrix.get(matrix_id)
+    finally:
+        astra.matrix.delete(matrix_id)
+        astra.projector.delete(proj_id)
+    r = scipy.sparse.csr_matrix((m.data.astype(np.float32), m.indices, m.indptr), shape=m.shape)
+    r.eliminate_zeros()
+    return r
+
+
+def matrix_nnz_estimate(shape: tuple[int, int], n_angles: int, det_width: float) -> int:
+    """Upper estimate of the non-zeros of the projection matrix: n_angles * H * W * (1 + 1.5 / width).
+
+    Non-zeros per pixel and view, measured (32^2 and 128^2): "linear" 1.72 / 2.98 / 0.90,
+    "line" 1.27 / 2.12 / 0.64, "strip" 2.19 / 3.10 / 1.60 at detector width 1 / 0.6 / 2.
+    """
+    return math.ceil(n_angles * shape[0] * shape[1] * (1 + 1.5 / det_width))
+
+
 class _SparseProjector:
     """ASTRA's projection matrix R (n_angles * n_det, H * W) and R^T as torch sparse CSR
-    tensors on ``device``: forward and back-projection are exact transposes on any device."""
+    tensors on ``device``: forward and back-projection are exact transposes on any device.
+
+    Built by chunks of at most ``MATRIX_CHUNK_NNZ`` estimated non-zeros (bounded transient
+    memory). Indices are int32 on the CPU (MKL's threaded sparse x dense product; 2.5x faster
+    than int64) and int64 on the GPU: 16 (CPU) or 24 (GPU) bytes per non-zero for R and R^T.
+    """
 
     def __init__(
         self, kind: str, shape: tuple[int, int], angles: np.ndarray, n_det: int, det_width: float, device: torch.device
     ) -> None:
         self._args = (kind, shape, angles, n_det, det_width, device)
-        vol = astra.create_vol_geom(shape[0], shape[1])
-        proj_id = astra.create_projector(kind, astra.create_proj_geom("parallel", det_width, n_det, angles), vol)
-        matrix_id = astra.projector.matrix(proj_id)
-        try:
-            r = astra.matrix.get(matrix_id).astype(np.float32).tocsr()
-        finally:
-            astra.matrix.delete(matrix_id)
-            astra.projector.delete(proj_id)
-        self.r, self.rt = (self._to_torch(m, device) for m in (r, r.T.tocsr()))
+        n_chunks = math.ceil(matrix_nnz_estimate(shape, len(angles), det_width) / MATRIX_CHUNK_NNZ)
+        bounds = np.linspace(0, len(angles), min(n_chunks, len(angles)) + 1).round().astype(int)
+        r = scipy.sparse.vstack([_astra_matrix(kind, shape, angles[a:b], n_det, det_width)
+                                 for a, b in zip(bounds[:-1], bounds[1:])], format="csr")
+        index = np.int32 if device.type == "cpu" and r.nnz < 2**31 else np.int64
+        self.r, self.rt = (self._to_torch(m, device, index) for m in (r, r.T.tocsr()))
 
     @staticmethod
-    def _to_torch(m, device: torch.device) -> Tensor:
+    def _to_torch(m: scipy.sparse.csr_matrix, device: torch.device, index: type) -> Tensor:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
-                                           torch.from_numpy(m.indices.astype(np.int64)), torch.from_numpy(m.data),
+            return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(index)),
+                                           torch.from_numpy(m.indices.astype(index)), torch.from_numpy(m.data),
                                            m.shape, check_invariants=False).to(device)
 
     def __reduce__(self):
         return type(self), self._args
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by R and R^T (values, column indices, row pointers)."""
+        return sum(t.numel() * t.element_size() for m in (self.r, self.rt)
+                   for t in (m.values(), m.col_indices(), m.crow_indices()))
+
     @staticmethod
     def _apply(m: Tensor, inputs: Tensor, out: Tensor) -> None:
-        """out[k] = m @ inputs[k] (flattened), for the K stacked inputs at once."""
+        """out[k] = m @ inputs[k] (flattened): one sparse x dense product with the K inputs as columns."""
         out.copy_((m @ inputs.reshape(len(inputs), -1).T).T.reshape(out.shape))
 
     def forward(self, images: Tensor, out: Tensor) -> None:
@@ -172,6 +220,86 @@ class _SparseProjector:
     def backward(self, sinos: Tensor, out: Tensor) -> None:
         """out[k] = R^T sinos[k]."""
         self._apply(self.rt, sinos, out)
+
+
+class _CpuProjector:
+    """The CPU projector: ASTRA's projector calls for the first ``matrix_after`` slices, then
+    ASTRA's projection matrix applied by torch (:class:`_SparseProjector`), if it is estimated
+    to need at most 1/4 of the available memory then; otherwise ASTRA's calls throughout.
+
+    Both compute the same R (the matrix is the one ASTRA's calls apply; results differ by
+    float32 summation order). ``matrix_after``: 0 builds the matrix at construction, None never.
+    """
+
+    def __init__(self, astra_args: tuple, matrix_after: int | None, n_slices: int = 0) -> None:
+        self._astra_args, self.matrix_after, self.n_slices = astra_args, matrix_after, n_slices
+        self.astra = _AstraProjectors(*astra_args)
+        self.matrix: _SparseProjector | None = None
+        if matrix_after == 0:
+            self.matrix = self._build_matrix()
+
+    def __reduce__(self):
+        return type(self), (self._astra_args, self.matrix_after, self.n_slices)
+
+    def _build_matrix(self) -> _SparseProjector:
+        kind, shape, angles, n_det, det_width, _ = self._astra_args
+        return _SparseProjector(kind, shape, angles, n_det, det_width, torch.device("cpu"))
+
+    def _matrix_fits(self) -> bool:
+        _, shape, angles, _, det_width, _ = self._astra_args
+        needed = 16 * matrix_nnz_estimate(shape, len(angles), det_width)
+        return needed <= os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 4
+
+    def _pick(self, n_slices: int):
+        """The projector for the next call on ``n_slices`` slices (builds the matrix when due)."""
+        self.n_slices += n_slices
+        if self.matrix is None and self.matrix_after is not None and self.n_slices > self.matrix_after:
+            if self._matrix_fits():
+                self.matrix = self._build_matrix()
+            else:
+                self.matrix_after = None
+        return self.astra if self.matrix is None else self.matrix
+
+    def forward(self, images: Tensor, out: Tensor) -> None:
+        """out[k] = R images[k]; images (K, H, W), out (K, n_angles, n_det)."""
+        self._pick(len(images)).forward(images, out)
+
+    def backward(self, sinos: Tensor, out: Tensor) -> None:
+        """out[k] = R^T sinos[k]."""
+        self._pick(len(sinos)).backward(sinos, out)
+
+
+class _Project(torch.autograd.Function):
+    """t -> R t (``forward=True``) or R^T t through ``op``'s projector, differentiable.
+
+    The map is linear, so its vector-Jacobian product is the transpose (backward of R is
+    R^T and of R^T is R, themselves differentiable) and its Jacobian-vector product is the
+    map applied to the tangent. vmap folds the mapped dimension into the batch.
+    """
+
+    @staticmethod
+    def forward(t: Tensor, op: "ParallelBeamCT", forward: bool) -> Tensor:
+        return op._project(t, forward)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+        ctx.op, ctx.forward = inputs[1], inputs[2]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        return _Project.apply(grad, ctx.op, not ctx.forward), None, None
+
+    @staticmethod
+    def jvp(ctx, tangent: Tensor, *_) -> Tensor:
+        return _Project.apply(tangent, ctx.op, ctx.forward)
+
+    @staticmethod
+    def vmap(info, in_dims: tuple, t: Tensor, op: "ParallelBeamCT", forward: bool) -> tuple[Tensor, int | None]:
+        if in_dims[0] is None:
+            return _Project.apply(t, op, forward), None
+        t = t.movedim(in_dims[0], 0)
+        out = _Project.apply(t.reshape(-1, *t.shape[2:]), op, forward)
+        return out.reshape(t.shape[0], t.shape[1], *out.shape[1:]), 0
 
 
 def _check_cuda(astra_kernels: bool) -> None:
@@ -194,12 +322,17 @@ class ParallelBeamCT(ForwardOperator):
     :param device: "cpu" or "cuda" / "cuda:k"; fixed at construction (``.to()`` does not
         switch the projector).
     :param projector: "linear" (default; Joseph-type interpolation), "line" or "strip": ASTRA's
-        CPU projectors, run by ASTRA threads on the CPU and as a sparse matrix on the GPU
-        (exact adjoint on both); on the GPU also "cuda": ASTRA's GPU kernels (no matrix,
+        CPU projectors, run on the CPU by ASTRA's calls or as a sparse matrix (``cpu_matrix``)
+        and as a sparse matrix on the GPU (exact adjoint on both); on the GPU also "cuda": ASTRA's GPU kernels (no matrix,
         approximate adjoint; see the module docstring).
-    :param n_threads: CPU threads, each projecting a chunk of the angles; default
-        torch.get_num_threads().
+    :param n_threads: CPU threads of ASTRA's projector calls, each projecting a chunk of the
+        angles; default torch.get_num_threads().
     :param detector_width: bin width in pixel units.
+    :param cpu_matrix: on the CPU, apply ASTRA's projection matrix with torch's threaded
+        sparse product (same R, exact transpose; faster, memory 16 bytes per non-zero, see
+        the module docstring): None (default) after the operator has projected
+        ``MATRIX_AFTER`` = 100 slices (A or A^T) and if it is estimated to take at most 1/4
+        of the available memory; True from construction; False never (ASTRA's calls).
     :param kwargs: CG options of :class:`ForwardOperator` (cg_max_iter, cg_tol, warm_start).
     """
 
@@ -214,6 +347,7 @@ class ParallelBeamCT(ForwardOperator):
         projector: str | None = None,
         n_threads: int | None = None,
         detector_width: float = 1.0,
+        cpu_matrix: bool | None = None,
         **kwargs,
     ) -> None:
         size = check_img_size(img_size)
@@ -227,8 +361,15 @@ class ParallelBeamCT(ForwardOperator):
         self.angles = torch.from_numpy(ang)
         self.n_detectors, self.projector_kind = n_det, kind
         self.detector_width = check_positive(detector_width, "detector_width")
-        self._projectors = (_AstraProjectors(kind, size[1:], ang, n_det, self.detector_width, n_chunks) if n_chunks
-                            else _SparseProjector(kind, size[1:], ang, n_det, self.detector_width, dev))
+        if cpu_matrix not in (None, True, False):
+            raise ValueError(f"cpu_matrix must be None, True or False, got {cpu_matrix!r}")
+        if dev.type == "cpu":
+            after = {None: MATRIX_AFTER, True: 0, False: None}[cpu_matrix]
+            self._projectors = _CpuProjector((kind, size[1:], ang, n_det, self.detector_width, n_chunks), after)
+        elif n_chunks:
+            self._projectors = _AstraProjectors(kind, size[1:], ang, n_det, self.detector_width, n_chunks)
+        else:
+            self._projectors = _SparseProjector(kind, size[1:], ang, n_det, self.detector_width, dev)
 
     @staticmethod
     def _angles(n_angles: int, angles: Sequence[float] | np.ndarray | Tensor | None) -> np.ndarray:
@@ -265,19 +406,23 @@ class ParallelBeamCT(ForwardOperator):
             raise ValueError(f"n_threads must be >= 1, got {n_threads!r}")
         return projector, min(threads, n_angles)
 
-    def _run(self, t: Tensor, out_shape: tuple[int, ...], forward: bool) -> Tensor:
-        """Apply R (forward) or R^T to each of the B*C slices of t in float32, keep t's dtype."""
-        c = self.img_size[0]
-        slices = t.reshape(-1, *t.shape[2:]).to(torch.float32).contiguous()
+    def _project(self, t: Tensor, forward: bool) -> Tensor:
+        """R (forward) or R^T applied to each of the B*C slices of t in float32, in t's dtype.
+
+        t: (B, C, H, W) -> (B, C, n_angles, n_det), or back. Not differentiable (a plain
+        tensor hand-off to ASTRA or the sparse product); :class:`_Project` wraps it.
+        """
+        out_shape = self.meas_shape[1:] if forward else self.img_size[1:]
+        slices = t.detach().reshape(-1, *t.shape[2:]).to(torch.float32).contiguous()
         out = torch.empty(slices.shape[0], *out_shape, dtype=torch.float32, device=t.device)
         (self._projectors.forward if forward else self._projectors.backward)(slices, out)
-        return out.reshape(t.shape[0], c, *out_shape).to(t.dtype)
+        return out.reshape(t.shape[0], self.img_size[0], *out_shape).to(t.dtype)
 
     def _forward(self, x: Tensor) -> Tensor:
-        return self._run(x, self.meas_shape[1:], forward=True)
+        return _Project.apply(x, self, True)
 
     def _adjoint(self, y: Tensor) -> Tensor:
-        return self._run(y, self.img_size[1:], forward=False)
+        return _Project.apply(y, self, False)
 
     def initial_point(self, y: Tensor) -> Tensor:
         """The PnP solvers' default start: the Ram-Lak FBP."""
