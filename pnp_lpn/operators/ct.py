@@ -28,9 +28,10 @@ On device="cuda" the default keeps that exactness: the same ASTRA projection mat
 once on the CPU) is applied by torch as a sparse CSR matrix on the GPU, with its explicit
 transpose as back-projection (memory: 12 bytes per non-zero - float32 value, int64 column
 index - twice; about 0.5 GB at 256^2 with 180 views, 2 GB at 512^2). projector="cuda" uses
-ASTRA's own GPU kernels instead, fed with GPU tensors through DLPack (no host copy, no matrix): faster to set up and lighter, but its
-back-projector is voxel-driven, hence only approximately the adjoint (measured: 35 % mismatch
-of <Au, v> and <u, A^T v> on white-noise u, v; 0.5 % on smooth sinograms).
+ASTRA's own GPU kernels instead, fed with GPU tensors through DLPack (no host copy, no
+matrix): faster to set up and lighter, but its back-projector is voxel-driven, hence only
+approximately the adjoint (measured: 35 % mismatch of <Au, v> and <u, A^T v> on white-noise
+u, v; 0.5 % on smooth sinograms).
 """
 
 from __future__ import annotations
@@ -323,8 +324,8 @@ class ParallelBeamCT(ForwardOperator):
         switch the projector).
     :param projector: "linear" (default; Joseph-type interpolation), "line" or "strip": ASTRA's
         CPU projectors, run on the CPU by ASTRA's calls or as a sparse matrix (``cpu_matrix``)
-        and as a sparse matrix on the GPU (exact adjoint on both); on the GPU also "cuda": ASTRA's GPU kernels (no matrix,
-        approximate adjoint; see the module docstring).
+        and as a sparse matrix on the GPU (exact adjoint on both); on the GPU also "cuda":
+        ASTRA's GPU kernels (no matrix, approximate adjoint; see the module docstring).
     :param n_threads: CPU threads of ASTRA's projector calls, each projecting a chunk of the
         angles; default torch.get_num_threads().
     :param detector_width: bin width in pixel units.
