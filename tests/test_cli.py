@@ -137,3 +137,63 @@ def test_train_seed_fixes_the_initial_weights_too(tmp_path, capsys):
     run(3, "d", "--intensity-shift", "0.25")
     assert read_metadata(tmp_path / "d" / "prior.safetensors")["training"]["config"]["intensity_shift"] == 0.25
     assert "validation PSNR" in capsys.readouterr().out
+
+
+def test_solve_errors_come_before_torch_and_write_nothing(tmp_path, capsys):
+    """A missing file or a bad option value is one line, exit 2, before torch is imported, and
+    --out is not created."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom pnp_lpn.cli import main\ntry:\n    rc = main(sys.argv[1:])\n"
+             "except SystemExit as e:\n    rc = e.code\nprint(rc, 'torch' in sys.modules)")
+    out = tmp_path / "out"
+    for args, message in [(["missing.png", "--operator", "blur"], "missing.png: not found"),
+                          ([str(tmp_path), "--operator", "inpainting"], "needs its mask"),
+                          (["x.npy", "--operator", "ct", "--size", "0"], "integer >= 1")]:
+        done = subprocess.run([sys.executable, "-c", probe, "solve", *args, "--out", str(out)], capture_output=True,
+                              text=True, cwd=tmp_path)
+        assert done.stdout.split() == ["2", "False"] and message in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and not out.exists()
+
+
+def test_solve_sinogram_layout_is_checked_against_the_geometry(tmp_path, capsys):
+    """A sinogram with another detector count is refused with the option that fixes it, and
+    solved with --detectors; a transposed one is named as such."""
+    import pnp_lpn as pl
+
+    op = pl.operators.ParallelBeamCT(img_size=(1, 32, 32), n_angles=12, n_detectors=40, noise_sigma=0.5)
+    sino = op(pl.data.shepp_logan(32))[0, 0].numpy()
+    np.save(tmp_path / "sino.npy", sino)
+    np.save(tmp_path / "sino_t.npy", sino.T)
+    base = ["--operator", "ct", "--size", "32", "--views", "12", "--noise", "0.5", "--iters", "2",
+            "--prior", "lpn-ct", "--quiet", "--out", str(tmp_path / "out")]
+    fails(capsys, ["solve", str(tmp_path / "sino.npy"), *base], "(views, detectors) = (12, 46), got (12, 40)")
+    fails(capsys, ["solve", str(tmp_path / "sino.npy"), *base], "pass --detectors 40")
+    fails(capsys, ["solve", str(tmp_path / "sino_t.npy"), *base, "--detectors", "40"], "transposed")
+    assert not (tmp_path / "out").exists()
+    assert main(["solve", str(tmp_path / "sino.npy"), *base, "--detectors", "40"]) == 0
+    assert np.load(tmp_path / "out" / "x.npy").shape == (32, 32)
+
+
+def test_solve_inpainting_reads_the_mask_file_and_16_bit_images(tmp_path, capsys):
+    """A 16-bit PNG enters as [0, 1] (said on stderr); the mask file decides which pixels are data:
+    the result keeps the observed pixels close to y and fills the others."""
+    from PIL import Image
+    from skimage.data import camera
+
+    clean = camera()[100:148, 200:248].astype(np.float64) / 255
+    mask = (np.random.default_rng(0).random(clean.shape) < 0.6)
+    y16 = np.round(clean * mask * 65535).astype(np.uint16)
+    Image.fromarray(y16).save(tmp_path / "y.png")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    args = ["solve", str(tmp_path / "y.png"), "--operator", "inpainting", "--mask", str(tmp_path / "mask.png"),
+            "--noise", "0.01", "--iters", "30", "--quiet", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "16-bit I;16" in err and "scaled by 1/65535" in err and f"mask keeps {mask.mean():.1%}" in err
+    x = np.load(tmp_path / "out" / "x.npy")
+    assert np.abs(x - clean)[mask].mean() < 0.02  # observed pixels: close to the data
+    assert np.abs(x - clean)[~mask].mean() < 0.6 * np.abs(clean)[~mask].mean()  # missing ones: filled, not 0
+    np.save(tmp_path / "small.npy", np.ones((8, 8), np.float32))
+    fails(capsys, [*args[:4], "--mask", str(tmp_path / "small.npy"), *args[6:]], "the measurement's shape (48, 48)")
