@@ -38,6 +38,7 @@ SECTIONS = [
     ("Priors", "pnp_lpn.priors"),
     ("Operators", "pnp_lpn.operators"),
     ("Solvers", "pnp_lpn.solvers"),
+    ("Studies", "pnp_lpn.study"),
     ("Training", "pnp_lpn.training"),
     ("Checkpoints", "pnp_lpn.checkpoint"),
     ("Test images", "pnp_lpn.data"),

@@ -6,8 +6,15 @@ fails with a message naming what was wrong and what is expected.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 import torch
 from torch import Tensor
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 
 
 def check_image(
@@ -47,3 +54,20 @@ def check_positive(value: float, name: str, allow_zero: bool = False) -> float:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return v
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype to compute in for a floating tensor: its own, or float32 for float16 /
+    bfloat16 (FFTs and many CPU kernels have no half-precision version, and sums of many
+    terms lose too much in it)."""
+    return torch.float32 if torch.finfo(x.dtype).bits < 32 else x.dtype
+
+
+def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first frame outside pnp_lpn and torch: the user's
+    line that called into the library (torch's decorators such as ``@torch.no_grad()`` add
+    frames of their own, so a fixed stacklevel would point inside torch)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith((_PACKAGE_DIR, _TORCH_DIR)):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -168,8 +168,13 @@ def test_default_lam_from_noise_levels():
     assert res.lam == pytest.approx(0.02**2 / 0.1**2)
     res = pl.solve(y, physics, prior, method="pgd", max_iter=2)
     assert res.lam == pytest.approx(1.0, rel=1e-3)  # raised to ||A||^2 for descent
-    with pytest.raises(ValueError, match="lam"):
-        pl.solve(y, blur_physics(dtype=torch.float32), prior, max_iter=2)
+    # an operator without a noise level: estimated from y (pnp_lpn.noise), said in the notes
+    res = pl.solve(y, blur_physics(dtype=torch.float32), prior, max_iter=2)
+    from pnp_lpn.noise import estimate_noise_sigma
+    assert res.lam == pytest.approx(estimate_noise_sigma(y) ** 2 / 0.1**2)
+    assert any("estimated from y" in note for note in res.notes)
+    with pytest.raises(ValueError, match="noise-free"):  # nothing to estimate from: lam is needed
+        pl.solve(torch.ones_like(y), blur_physics(dtype=torch.float32), prior, max_iter=2)
 
 
 def test_generic_denoiser_lam_from_its_noise_level():

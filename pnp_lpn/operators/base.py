@@ -16,7 +16,8 @@ import torch
 from deepinv.physics import GaussianNoise, LinearPhysics
 from torch import Tensor
 
-from pnp_lpn._checks import check_image, check_positive
+from pnp_lpn._checks import check_image, check_positive, compute_dtype
+from pnp_lpn.noise import estimate_noise_sigma
 
 
 def check_measurement(y: object, name: str, shape: tuple[int, ...]) -> Tensor:
@@ -30,7 +31,7 @@ def check_measurement(y: object, name: str, shape: tuple[int, ...]) -> Tensor:
         raise ValueError(f"{name} must be a floating-point tensor (e.g. float32), got dtype {y.dtype}")
     if not torch.isfinite(y).all():
         raise ValueError(f"{name} contains NaN or Inf values")
-    return y
+    return y.to(compute_dtype(y))
 
 
 def check_img_size(img_size: Sequence[int]) -> tuple[int, int, int]:
@@ -99,7 +100,14 @@ class ForwardOperator(LinearPhysics):
     :param cg_tol: relative residual tolerance of the CG data step.
     :param warm_start: start each CG data step from the previous solution when its shape
         matches (a good guess inside ADMM); otherwise CG starts from z.
+
+    Any floating dtype is accepted: float16 / bfloat16 inputs are computed in float32 and the
+    maps return the input's dtype. ``default_box`` is the box that :func:`pnp_lpn.solve` uses
+    when it is given none (None here: no box; operators whose null space lets iterates leave
+    the image range declare (0, 1)).
     """
+
+    default_box: tuple[float, float] | None = None
 
     def __init__(
         self,
@@ -143,7 +151,7 @@ class ForwardOperator(LinearPhysics):
     def check_x(self, x: object, name: str = "x") -> Tensor:
         """Validate an image batch of shape (B, *img_size)."""
         x = check_image(x, name, channels=self.img_size[0], shape=self.img_size)
-        return self._check_device(x, name)
+        return self._check_device(x.to(compute_dtype(x)), name)
 
     def check_y(self, y: object, name: str = "y") -> Tensor:
         """Validate a measurement batch of shape (B, *meas_shape)."""
@@ -157,19 +165,29 @@ class ForwardOperator(LinearPhysics):
 
     def A(self, x: Tensor, **kwargs) -> Tensor:
         """Noise-free measurements A x, shape (B, *meas_shape)."""
-        return self._forward(self.check_x(x))
+        return self._forward(self.check_x(x)).to(x.dtype)
 
     def A_adjoint(self, y: Tensor, **kwargs) -> Tensor:
         """Adjoint A^T y, shape (B, *img_size)."""
-        return self._adjoint(self.check_y(y))
+        return self._adjoint(self.check_y(y)).to(y.dtype)
 
     def A_adjoint_A(self, x: Tensor, **kwargs) -> Tensor:
         """Normal operator A^T A x."""
-        return self._adjoint(self._forward(self.check_x(x)))
+        return self._adjoint(self._forward(self.check_x(x))).to(x.dtype)
 
     def A_A_adjoint(self, y: Tensor, **kwargs) -> Tensor:
         """A A^T y."""
-        return self._forward(self._adjoint(self.check_y(y)))
+        return self._forward(self._adjoint(self.check_y(y))).to(y.dtype)
+
+    def estimate_noise_sigma(self, y: Tensor) -> float:
+        """The noise level of ``y`` estimated from y alone (:mod:`pnp_lpn.noise`: median of the
+        finest Haar diagonal detail / 0.6745), for measurements with two spatial axes (images,
+        sinograms); ValueError for others (subclasses with a better source override this)."""
+        y = self.check_y(y)
+        if len(self.meas_shape) < 2:
+            raise ValueError(f"{type(self).__name__} measurements of shape {self.meas_shape} have no spatial layout, "
+                             "so their noise level cannot be estimated from y")
+        return estimate_noise_sigma(y)
 
     # ---- ||A||^2 ----------------------------------------------------------------------------
     def norm_sq(self) -> float:
@@ -218,13 +236,14 @@ class ForwardOperator(LinearPhysics):
 
         Equivalently x solves (I + gamma A^T A) x = z + gamma A^T y. ``gamma`` is a number or
         a (B,) tensor. Keyword arguments ``max_iter`` / ``tol`` override the CG settings for
-        this call only (no state is changed); other deepinv keywords are ignored.
+        this call only (no state is changed); other deepinv keywords are ignored. Returns z's dtype.
         """
+        dtype = z.dtype if isinstance(z, Tensor) else None
         z = self.check_x(z, "z")
         y = self.check_y(y, "y")
         if y.shape[0] != z.shape[0]:
             raise ValueError(f"z and y must have the same batch size, got {z.shape[0]} and {y.shape[0]}")
-        return self._prox(z, y, gamma_view(gamma, z.shape[0], z.ndim, z), **kwargs)
+        return self._prox(z, y, gamma_view(gamma, z.shape[0], z.ndim, z), **kwargs).to(dtype)
 
     def _prox(self, z: Tensor, y: Tensor, gamma: Tensor, max_iter: int | None = None, tol: float | None = None,
               **kwargs) -> Tensor:
@@ -251,11 +270,11 @@ class ForwardOperator(LinearPhysics):
 
         Early stopping (``max_iter``) regularises noisy data; a useful x0 for the solvers.
         """
-        y = self.check_y(y)
+        dtype, y = y.dtype, self.check_y(y)
         x, self.last_cg_iterations = conjugate_gradient(
             lambda v: self._adjoint(self._forward(v)), self._adjoint(y), max_iter=max_iter, tol=tol
         )
-        return x
+        return x.to(dtype)
 
     def A_dagger(self, y: Tensor, max_iter: int = 50, tol: float = 1e-5, **kwargs) -> Tensor:
         """Pseudo-inverse estimate, i.e. :meth:`least_squares` (other deepinv keywords are ignored)."""

@@ -88,11 +88,18 @@ class Blur(ForwardOperator):
         if padding == "circular":
             embedded = F.pad(k, (0, size[2] - w, 0, size[1] - h))
             centred = torch.roll(embedded, shifts=(-(h // 2), -(w // 2)), dims=(0, 1))
-            self.register_buffer("_kernel_fft", torch.fft.rfft2(centred).to(device))
+            # real (..., 2) pairs: Module.to(float64) casts a complex buffer to real (dropping its
+            # imaginary part) but this one to float64, i.e. complex128
+            self.register_buffer("_kernel_fft_real", torch.view_as_real(torch.fft.rfft2(centred)).to(device))
         else:  # conv2d computes a correlation: flip the kernel, one group per channel
             self.register_buffer("_weight", k.flip(0, 1).expand(size[0], 1, h, w).contiguous().to(device))
 
     # ---- circular: diagonal in the Fourier domain ------------------------------------------
+    @property
+    def _kernel_fft(self) -> Tensor:
+        """K: the real FFT of the centred kernel embedded in H x W, complex (H, W // 2 + 1)."""
+        return torch.view_as_complex(self._kernel_fft_real)
+
     def _fourier_apply(self, x: Tensor, multiplier: Tensor) -> Tensor:
         """F^-1 (multiplier * F x) with real FFTs over the last two axes."""
         return torch.fft.irfft2(torch.fft.rfft2(x) * multiplier, s=x.shape[-2:])

@@ -38,7 +38,13 @@ class CompressedSensing(ForwardOperator):
     :param ratio: M / n in (0, 1].
     :param seed: seeds ``torch.Generator`` for s, a and Omega (same seed, same operator).
     :param kwargs: CG options of :class:`ForwardOperator` (cg_max_iter, cg_tol, warm_start).
+
+    ``default_box`` (0, 1): with M < n the data leave an (n - M)-dimensional null space free, so
+    :func:`pnp_lpn.solve` keeps iterates in the image range [0, 1] unless told otherwise. The
+    noise level cannot be estimated from y (its entries have no spatial layout).
     """
+
+    default_box: tuple[float, float] | None = (0.0, 1.0)
 
     def __init__(
         self,
@@ -62,8 +68,15 @@ class CompressedSensing(ForwardOperator):
         indices = torch.sort(torch.randperm(n, generator=gen)[:m]).values
         filters_fft = torch.fft.rfft2(filters) / math.sqrt(size[1] * size[2])
         self.register_buffer("signs", signs.to(device))
-        self.register_buffer("filter_fft", filters_fft.to(torch.complex64).to(device))
+        # stored as real (..., 2) pairs: Module.to(float64) then gives complex128, where a complex
+        # buffer would be cast to real (its imaginary part dropped)
+        self.register_buffer("_filter_fft_real", torch.view_as_real(filters_fft.to(torch.complex64)).to(device))
         self.register_buffer("indices", indices.to(device))
+
+    @property
+    def filter_fft(self) -> Tensor:
+        """The filters' scaled real FFT DFT(a_c) / sqrt(H W), complex (C, H, W // 2 + 1)."""
+        return torch.view_as_complex(self._filter_fft_real)
 
     def _convolve(self, u: Tensor, transpose: bool) -> Tensor:
         """Per channel (1/sqrt(H W)) a_c (*) u_c, or the correlation for C_a^T, via real 2-D FFTs."""

@@ -14,9 +14,22 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from pnp_lpn.noise import haar_blocks_all, haar_diagonal, mad_sigma
 from pnp_lpn.operators.base import ForwardOperator, check_img_size
 
 PATTERNS = ("random", "variable-density", "radial")
+MIN_NOISE_SAMPLES = 32  # entries (or 2 x 2 blocks) needed for a noise estimate
+
+
+def _unobserved_sigma(y: Tensor, unobserved: Tensor) -> float | None:
+    """MAD noise level of the entries of y where nothing was observed (pure noise there: the
+    noise is added to every entry), or None when there are too few or they are all zero (data
+    stored with zeros there)."""
+    values = y[unobserved.expand_as(y)]
+    if values.numel() < MIN_NOISE_SAMPLES or not bool((values != 0).any()):
+        return None
+    sigma = mad_sigma(values)
+    return sigma if sigma > 0 else None
 
 
 def _check_ratio(ratio: float) -> float:
@@ -127,6 +140,20 @@ class Inpainting(ForwardOperator):
     def _compute_norm_sq(self, **kwargs) -> float:
         return float(self.mask.square().max())
 
+    def estimate_noise_sigma(self, y: Tensor) -> float:
+        """Noise level from y alone: MAD of the unobserved pixels (pure noise, since the noise is
+        added to every entry), or, when they are stored as zeros, MAD of the finest Haar diagonal
+        detail (:mod:`pnp_lpn.noise`) over the 2 x 2 blocks whose four pixels are observed."""
+        y = self.check_y(y)
+        sigma = _unobserved_sigma(y, self.mask == 0)
+        if sigma is not None:
+            return sigma
+        full = haar_blocks_all(self.mask == 1).expand(y.shape[0], y.shape[1], -1, -1)
+        if int(full.sum()) < MIN_NOISE_SAMPLES:
+            raise ValueError(f"fewer than {MIN_NOISE_SAMPLES} fully observed 2 x 2 blocks and no noisy unobserved "
+                             "pixels: the noise level of y cannot be estimated from y")
+        return mad_sigma(haar_diagonal(y)[full])
+
 
 class FourierSubsampling(ForwardOperator):
     """Subsampled orthonormal 2-D DFT per channel: y = m * F x + noise, stored as real.
@@ -204,3 +231,14 @@ class FourierSubsampling(ForwardOperator):
 
     def _compute_norm_sq(self, **kwargs) -> float:
         return float(self._normal_diag.max())
+
+    def estimate_noise_sigma(self, y: Tensor) -> float:
+        """Noise level from y alone: MAD of the unsampled coefficients (real and imaginary parts;
+        pure noise, since the noise is added to every entry). k-space has no smoothness for a
+        Haar estimate, so data stored with zeros there give a ValueError."""
+        y = self.check_y(y)
+        sigma = _unobserved_sigma(y, (self.mask == 0)[..., None])
+        if sigma is None:
+            raise ValueError("the unsampled k-space entries of y are zero or too few, so its noise level cannot be "
+                             "estimated from y")
+        return sigma

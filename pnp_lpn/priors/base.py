@@ -21,7 +21,7 @@ import torch
 from deepinv.models import Denoiser
 from torch import Tensor
 
-from .._checks import check_image, check_positive
+from .._checks import check_image, check_positive, compute_dtype
 from .convex_net import NonNegConv2d
 from .inversion import invert_gradient
 
@@ -84,26 +84,29 @@ class ProxPrior(Denoiser):
 
     # ----- public API ----------------------------------------------------------------
     def potential(self, x: Tensor) -> Tensor:
-        """psi(x), shape (B,)."""
-        return self._potential(self._check(x))
+        """psi(x), shape (B,), in x's dtype (computed in the parameters' dtype)."""
+        return self._potential(self._check(x)).to(x.dtype)
 
     def prox(self, x: Tensor, create_graph: bool | None = None) -> Tensor:
-        """f(x) = grad psi(x), same shape as x.
+        """f(x) = grad psi(x), same shape and dtype as x (computed in the parameters' dtype).
 
-        :param create_graph: keep the graph of the gradient (needed to train through it).
-            Default: True in training mode, False in eval mode (one plain backward pass).
+        :param create_graph: keep the graph of the gradient (needed to train through it, or to
+            differentiate f(x) in x). Default: True in training mode and whenever x requires
+            grad under grad mode (gradients flow through a frozen prior), else False (one plain
+            backward pass).
         """
-        return self._prox_and_potential(self._check(x), create_graph)[0]
+        return self._prox_and_potential(self._check(x), create_graph)[0].to(x.dtype)
 
     def forward(self, x: Tensor, sigma: float | Tensor | None = None, **kwargs) -> Tensor:
         """The prox f(x); ``sigma`` is ignored (see the class docstring)."""
         return self.prox(x)
 
     def prox_with_regularizer(self, v: Tensor) -> tuple[Tensor, Tensor]:
-        """(z, R(z)) with z = f(v), R(z) = <v, z> - 1/2 ||z||^2 - psi(v): exact, no inversion."""
-        v = self._check(v)
-        z, psi = self._prox_and_potential(v, create_graph=False)
-        return z, self._regularizer_at_output(v, z, psi)
+        """(z, R(z)) with z = f(v), R(z) = <v, z> - 1/2 ||z||^2 - psi(v): exact, no inversion.
+        Both in v's dtype; the graph is kept when v requires grad under grad mode."""
+        vc = self._check(v)
+        z, psi = self._prox_and_potential(vc, create_graph=_asks_for_graph(vc))
+        return z.to(v.dtype), self._regularizer_at_output(vc, z, psi).to(v.dtype)
 
     def regularizer(
         self,
@@ -117,14 +120,20 @@ class ProxPrior(Denoiser):
         Minimises the strongly convex psi(v) - <x, v> (whose gradient is f(v) - x) with
         L-BFGS from v0 = x until the RMS residual ||f(v) - x|| / sqrt(n) <= ``tol`` for
         every image, then returns R at z = f(v) by the exact formula. With
-        ``return_result=True`` the preimage and achieved residuals come back too.
+        ``return_result=True`` the preimage and achieved residuals come back too (in x's dtype).
+
+        Raises ValueError when the weights break the convexity constraints (then f is not a
+        prox and R does not exist: :meth:`project_weights` restores them) or when the inversion
+        ends at a non-finite point.
         """
-        x = self._check(x)
+        dtype, x = x.dtype if isinstance(x, Tensor) else None, self._check(x)
+        self._require_convex("regularizer")
         inv = invert_gradient(lambda v: self._prox_and_potential(v, False), x, tol, max_iter)
         value = self._regularizer_at_output(inv.v, inv.z, inv.psi)
+        _require_finite(value, inv.residual, "regularizer")
         if return_result:
-            return RegularizerResult(value, inv.v, inv.residual, inv.n_iter)
-        return value
+            return RegularizerResult(value.to(dtype), inv.v.to(dtype), inv.residual.to(dtype), inv.n_iter)
+        return value.to(dtype)
 
     def scaled_prox_with_regularizer(
         self, v: Tensor, t: float, w0: Tensor | None = None, tol: float = 1e-4, max_iter: int = 500
@@ -138,15 +147,17 @@ class ProxPrior(Denoiser):
         from ``w0`` (default v; pass the previous w inside an iteration). Exact up to ``tol``
         (RMS residual of that equation) for non-convex R as well (docs/maths.md). t = 1 is
         the plain prox f(v) without a solve; smaller t costs more prior evaluations (t -> 0
-        is the inversion behind :meth:`regularizer`).
+        is the inversion behind :meth:`regularizer`). Tensors come back in v's dtype.
         """
-        v = self._check(v)
+        dtype, v = v.dtype if isinstance(v, Tensor) else None, self._check(v)
         if not 0.0 < float(t) <= 1.0:
             raise ValueError(f"the prox of t R is available for 0 < t <= 1 only, got t={t!r}")
         if float(t) == 1.0:
             z, reg = self.prox_with_regularizer(v)
-            return ScaledProx(z, reg, v, torch.zeros(v.shape[0], device=v.device), 0)
+            return ScaledProx(z.to(dtype), reg.to(dtype), v.to(dtype), torch.zeros(v.shape[0], device=v.device), 0)
         t = float(t)
+        self._require_convex("the prox of t R")
+        w0 = None if w0 is None else w0.to(v.dtype)
 
         def grad_and_value(w: Tensor) -> tuple[Tensor, Tensor]:
             z, psi = self._prox_and_potential(w, create_graph=False)
@@ -155,7 +166,8 @@ class ProxPrior(Denoiser):
         inv = invert_gradient(grad_and_value, v, tol, max_iter, v0=w0)
         # f(w) and psi(w) again rather than (inv.z - t w) / (1 - t): that division loses accuracy as t -> 1
         z, reg = self.prox_with_regularizer(inv.v)
-        return ScaledProx(z, reg, inv.v, inv.residual, inv.n_iter)
+        _require_finite(reg, inv.residual, "the prox of t R")
+        return ScaledProx(z.to(dtype), reg.to(dtype), inv.v.to(dtype), inv.residual, inv.n_iter)
 
     def denoise(self, y: Tensor, sigma: float, tol: float = 1e-5) -> Tensor:
         """Denoiser at noise level sigma built from this prior, exact prox in every case.
@@ -189,14 +201,34 @@ class ProxPrior(Denoiser):
             if isinstance(m, NonNegConv2d):
                 m.project()
 
+    def constraint_violations(self) -> list[str]:
+        """Names of the weights that break the convexity constraints (negative entries in a
+        non-negative layer); empty for a valid prior."""
+        return [f"{name}.weight" for name, m in self.named_modules()
+                if isinstance(m, NonNegConv2d) and bool((m.weight < 0).any())]
+
     # ----- internals ------------------------------------------------------------------
     def _check(self, x: Tensor) -> Tensor:
-        return check_image(x, channels=self.in_channels)
+        """x checked as a finite (B, in_channels, H, W) float tensor, cast to the parameters'
+        dtype (float64 or float16 input with a float32 prior computes in float32; a prior
+        without parameters computes in x's dtype, float32 for 16-bit x)."""
+        x = check_image(x, channels=self.in_channels)
+        param = next(self.parameters(), None)
+        dtype = compute_dtype(x) if param is None else param.dtype
+        return x if x.dtype == dtype else x.to(dtype)
+
+    def _require_convex(self, what: str) -> None:
+        bad = self.constraint_violations()
+        if bad:
+            raise ValueError(f"{what} needs a convex potential, but {len(bad)} non-negative weight(s) have negative "
+                             f"entries ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): f is then not a "
+                             "prox and R does not exist; call prior.project_weights() after changing weights")
 
     def _prox_and_potential(self, x: Tensor, create_graph: bool | None) -> tuple[Tensor, Tensor]:
-        """(grad psi(x), psi(x)); works under torch.no_grad() (deepinv's solvers use it)."""
+        """(grad psi(x), psi(x)); works under torch.no_grad() (deepinv's solvers use it).
+        ``create_graph`` None: True in training mode or when x requires grad under grad mode."""
         if create_graph is None:
-            create_graph = self.training
+            create_graph = self.training or _asks_for_graph(x)
         with torch.enable_grad():
             xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
             psi = self._potential(xg)
@@ -212,6 +244,19 @@ class ProxPrior(Denoiser):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config().items())
+
+
+def _asks_for_graph(x: Tensor) -> bool:
+    """Whether a caller differentiates through x: it requires grad and grad mode is on."""
+    return x.requires_grad and torch.is_grad_enabled()
+
+
+def _require_finite(value: Tensor, residual: Tensor, what: str) -> None:
+    """ValueError when an inversion ended at a non-finite R or residual (never NaN out)."""
+    if not (torch.isfinite(value).all() and torch.isfinite(residual).all()):
+        raise ValueError(f"{what}: the convex inversion diverged (R = {value.tolist()}, residual = "
+                         f"{residual.tolist()}); the potential is not strongly convex near this input "
+                         "(weights changed without project_weights(), or values far outside the training range)")
 
 
 class WrappedPrior(ProxPrior):

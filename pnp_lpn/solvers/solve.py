@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,11 +27,15 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .._checks import check_image, check_positive
+from .._checks import check_image, check_positive, compute_dtype, warn_at_caller
 from ..priors.base import ProxPrior
 from .iterations import METHODS, PriorStep, rms
 
 RANGE_FACTOR = 10.0  # without a known data range: iterates beyond this x the start's scale get a warning
+RISE_RTOL = 1e-6  # objective rises below this x its scale are float rounding, not increases
+DRIFT_RTOL = 1e-3  # "diverging" also needs the objective this x its scale above its lowest value
+LAM_IGNORES_DATA = 1e3  # lam above this x ||A||^2 leaves the data almost no weight: warn
+AUTO = "auto"  # solve's default box: the operator's default_box (see _choose_box)
 
 
 @dataclass
@@ -191,14 +194,39 @@ class HeldImages:
             now[self.mask.to(now.device)] = before[self.mask.to(now.device)]
 
 
+class RiseMonitor:
+    """The divergence test on the batch-mean objective F_k.
+
+    With s_k = mean data fidelity + lam mean |R| (the scale of F's terms), F_k > F_{k-1} +
+    RISE_RTOL s_k counts as an increase (smaller rises are float rounding of F's sums), and the
+    solve is diverging after ``patience`` increases in a row that leave F more than
+    DRIFT_RTOL s_k above the lowest value it had. A converging ADMM can approach its limit from
+    below, F rising by a shrinking amount (a 256^2 deblur with lpn-natural-gray: about 2e-5 s_k
+    per step and 3e-4 s_k in all); that is not divergence. A diverging iteration leaves the
+    band within a few steps (PGD with a step above 1/||A||^2 grows F geometrically).
+    """
+
+    def __init__(self, patience: int):
+        self.patience, self.increases, self.prev, self.lowest = patience, 0, None, math.inf
+
+    def diverging(self, obj: float, scale: float) -> bool:
+        """Record F_k = ``obj`` with scale s_k = ``scale``; True when the solve is diverging."""
+        rose = self.prev is not None and obj - self.prev > RISE_RTOL * scale
+        self.increases = self.increases + 1 if rose else 0
+        self.prev, self.lowest = obj, min(self.lowest, obj)
+        return self.increases >= self.patience and obj - self.lowest > DRIFT_RTOL * scale
+
+
 def _prior_step(prior, sigma_d: float | None, t: float) -> tuple[PriorStep, bool]:
     """(v -> (z, R(z) or None), whether R is available); t = tau lam is the weight of R in
     the prox of an exact-prox prior (generic denoisers get it through sigma_d)."""
     if isinstance(prior, ProxPrior):
         return (prior.prox_with_regularizer if t == 1.0 else ScaledProxStep(prior, t)), True
     if isinstance(prior, torch.nn.Module) and hasattr(prior, "forward"):
-        def step(v: Tensor):
-            return prior(v, sigma_d), None
+        param = next(prior.parameters(), None)
+
+        def step(v: Tensor):  # in the network's dtype, back in the solver's
+            return prior(v if param is None else v.to(param.dtype), sigma_d).to(v.dtype), None
     elif callable(prior):
         def step(v: Tensor):
             return prior(v), None
@@ -213,16 +241,34 @@ def _initial_point(physics, y: Tensor) -> Tensor:
     return start(y) if start is not None else physics.A_adjoint(y)
 
 
+def estimated_noise_sigma(physics, y: Tensor, notes: list[str]) -> float:
+    """The noise level of y estimated from y: the operator's ``estimate_noise_sigma(y)`` when it
+    has one, else :func:`pnp_lpn.noise.estimate_noise_sigma` for image-shaped y (median
+    absolute Haar diagonal detail / 0.6745); the value used goes to ``notes``."""
+    from ..noise import estimate_noise_sigma
+
+    try:
+        estimate = getattr(physics, "estimate_noise_sigma", None)
+        sigma = estimate(y) if estimate is not None else estimate_noise_sigma(y)
+    except ValueError as e:
+        raise ValueError(f"cannot derive lam: the operator has no noise_sigma and {e}; pass lam=..., or build the "
+                         "operator with noise_sigma=...") from e
+    if not sigma > 0:
+        raise ValueError("cannot derive lam: the operator has no noise_sigma and y looks noise-free (estimated noise "
+                         "level 0); pass lam=..., or build the operator with noise_sigma=...")
+    notes.append(f"noise_sigma = {sigma:.4g} estimated from y (median |Haar diagonal detail| / 0.6745, "
+                 "pnp_lpn.noise); pass lam=... or build the operator with noise_sigma=... to override")
+    return sigma
+
+
 def _default_lam(prior, physics, method: str, x0: Tensor, denoiser_sigma: float | None, notes: list[str],
-                 step: float | None) -> float:
-    s_n = operator_noise_sigma(physics)
+                 step: float | None, s_n: float) -> float:
     s_t, name = getattr(prior, "sigma_train", None), "sigma_train"
     if s_t is None and denoiser_sigma is not None:
         s_t, name = check_positive(denoiser_sigma, "denoiser_sigma"), "denoiser_sigma"
-    if s_n is None or s_t is None:
-        what = ("the operator has no noise_sigma" if s_n is None
-                else "the prior has no training noise level; pass denoiser_sigma=... for a generic denoiser")
-        raise ValueError(f"cannot derive lam ({what}); or pass lam=..., e.g. lam=noise_sigma**2 / prior_sigma**2")
+    if s_t is None:
+        raise ValueError("cannot derive lam (the prior has no training noise level; pass denoiser_sigma=... for a "
+                         "generic denoiser); or pass lam=..., e.g. lam=noise_sigma**2 / prior_sigma**2")
     lam = s_n**2 / s_t**2
     notes.append(f"lam = noise_sigma^2 / {name}^2 = {s_n:g}^2 / {s_t:g}^2 = {lam:.4g} (MAP)")
     if method == "pgd" and step is None:
@@ -233,21 +279,43 @@ def _default_lam(prior, physics, method: str, x0: Tensor, denoiser_sigma: float 
     return lam
 
 
-def _check_inputs(y, physics, prior, method, lam, max_iter, x0, box, step) -> Tensor:
+def _check_stopping(max_iter, tol, tol_objective, patience) -> None:
+    """ValueError unless max_iter, patience are integers >= 1 and tol, tol_objective finite >= 0."""
+    for name, value in (("max_iter", max_iter), ("patience", patience)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_positive(tol, "tol", allow_zero=True)
+    if tol_objective is not None:
+        check_positive(tol_objective, "tol_objective", allow_zero=True)
+
+
+def _check_box(box) -> tuple[float, float] | None:
+    """``box`` as (lo, hi) floats, None for None/False, AUTO kept; ValueError otherwise."""
+    if box is None or box is False or (isinstance(box, str) and box == AUTO):
+        return None if box is False else box
+    try:
+        lo, hi = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"box must be (lo, hi), None/False (no box) or 'auto', got {box!r}") from None
+    if not (lo < hi and math.isfinite(lo - hi)):
+        raise ValueError(f"box must be (lo, hi) with finite lo < hi, got {box!r}")
+    return lo, hi
+
+
+def _check_inputs(y, physics, prior, method, lam, x0, step) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Validate the inputs; (y, A^T y, x0) in the working dtype (y's, float32 for 16-bit y)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     if lam is not None:
         check_positive(lam, "lam")
     if step is not None:
         check_positive(step, "step")
-    if box is not None and not (len(box) == 2 and float(box[0]) < float(box[1])):
-        raise ValueError(f"box must be (lo, hi) with lo < hi, got {box!r}")
     if not isinstance(y, Tensor) or not torch.is_floating_point(y) or y.ndim < 2:
-        raise ValueError(f"y must be a floating-point tensor with a batch dimension, got {getattr(y, 'shape', type(y))}")
+        raise ValueError(f"y must be a floating-point tensor with a batch dimension, got {getattr(y, 'shape', type(y))}"
+                         + (f" of dtype {y.dtype}" if isinstance(y, Tensor) else ""))
     if not torch.isfinite(y).all():
         raise ValueError("y contains NaN or Inf values")
+    y = y.to(compute_dtype(y))
     try:
         x_adj = physics.A_adjoint(y)
         y_back = physics.A(x_adj)
@@ -259,10 +327,37 @@ def _check_inputs(y, physics, prior, method, lam, max_iter, x0, box, step) -> Te
     if channels is not None and x_adj.shape[1] != channels:
         raise ValueError(f"the prior expects {channels} channel(s) but the operator's images have {x_adj.shape[1]}")
     if x0 is not None:
-        check_image(x0, "x0", shape=tuple(x_adj.shape[1:]))
+        x0 = check_image(x0, "x0", shape=tuple(x_adj.shape[1:])).to(y.dtype)
         if x0.shape[0] != y.shape[0]:
             raise ValueError(f"x0 has batch size {x0.shape[0]} but y has {y.shape[0]}")
-    return x_adj
+    return y, x_adj, x0
+
+
+def _choose_box(box, physics, notes: list[str]) -> tuple[float, float] | None:
+    """The box of ``box='auto'``: the operator's ``default_box`` (None: no box); the choice
+    goes to ``notes``. (A prior's ``data_range`` is the range of its training targets, e.g.
+    [-0.5, 2] with intensity offsets, not the images' range, so it does not set the box.)"""
+    if not (isinstance(box, str) and box == AUTO):
+        return box
+    chosen = getattr(physics, "default_box", None)
+    if chosen is None:
+        return None
+    chosen = (float(chosen[0]), float(chosen[1]))
+    notes.append(f"box = ({chosen[0]:g}, {chosen[1]:g}) from {type(physics).__name__}.default_box: iterates are "
+                 "kept in the image range (box=None turns this off)")
+    return chosen
+
+
+def _warn_large_lam(lam: float, physics, x_adj: Tensor, notes: list[str]) -> None:
+    """Warn when a given lam exceeds LAM_IGNORES_DATA x ||A||^2: the data term's curvature
+    (at most ||A||^2) is then below 0.1% of lam's, so y barely changes the result."""
+    norm_sq = operator_norm_sq(physics, x_adj)
+    if lam > LAM_IGNORES_DATA * norm_sq:
+        msg = (f"solve: lam={lam:.4g} is more than {LAM_IGNORES_DATA:g} x ||A||^2 = {norm_sq:.4g}: the data term "
+               "has almost no weight, so the result ignores y; the MAP choice is lam = noise_sigma^2 / "
+               "sigma_train^2 (the default when lam is not given)")
+        warn_at_caller(msg)
+        notes.append(msg)
 
 
 @torch.no_grad()
@@ -277,7 +372,7 @@ def solve(
     x0: Tensor | None = None,
     callback: Callable[[int, Tensor, dict], bool | None] | None = None,
     progress: bool = False,
-    box: tuple[float, float] | None = None,
+    box: tuple[float, float] | bool | str | None = AUTO,
     denoiser_sigma: float | None = None,
     tol_objective: float | None = None,
     patience: int = 5,
@@ -290,7 +385,9 @@ def solve(
     :param prior: an LPN/AE-LPN (objective monitored), any deepinv denoiser, or a callable.
     :param method: "admm" (penalty 1/step) or "pgd" (gradient step ``step``); see :mod:`.iterations`.
     :param lam: weight of R in F; default from the noise levels (module docstring): for a
-        generic denoiser pass ``denoiser_sigma`` instead.
+        generic denoiser pass ``denoiser_sigma`` instead. An operator without a noise level
+        gets one estimated from y (:func:`estimated_noise_sigma`, stated in ``result.notes``).
+        A given lam above 1000 x ||A||^2 (the data term then has almost no weight) warns.
     :param max_iter: iteration limit.
     :param tol: stop when the relative change ||z_k - z_{k-1}|| / ||z_{k-1}|| and (ADMM) the
         relative primal residual ||x_k - z_k|| / ||z_k|| are <= tol for every image.
@@ -301,11 +398,15 @@ def solve(
         box, as a third (projection) block (:mod:`.iterations`): the returned x is the prior's
         output, where F is known, and meets the box up to the primal residual ("box_violation" in
         the history is its RMS distance to the box). PGD clips each iterate after the prior; R is
-        then unknown (NaN) at iterations where the clip moved an image.
+        then unknown (NaN) at iterations where the clip moved an image. None or False: no box.
+        "auto" (default): the operator's ``default_box`` (compressed sensing: (0, 1); most
+        operators: none), stated in ``result.notes``.
     :param denoiser_sigma: noise level passed to a generic denoiser; default noise_sigma sqrt(step)
         (noise_sigma / sqrt(lam) at the default step).
-    :param tol_objective: also stop when the relative objective change is <= this.
-    :param patience: stop after this many consecutive objective increases (PGD with
+    :param tol_objective: also stop when the relative objective change is <= this (>= 0).
+    :param patience: (integer >= 1) stop after this many consecutive objective increases that
+        leave F above its lowest value (:class:`RiseMonitor`: rises below 1e-6 of the scale of
+        F's terms are rounding, and F must end 1e-3 of that scale above its lowest) (PGD with
         step <= 1/||A||^2 never increases; not tested for ADMM with a box, whose iterates approach
         the box from outside, where F may lie lower) or at the first non-finite iterate; the best
         iterate (lowest objective) is returned. Run-off (:class:`RangeGuard`): a learned R can
@@ -322,13 +423,26 @@ def solve(
         several prior evaluations per iteration), generic denoisers are called at
         noise_sigma sqrt(tau). PGD with step <= 1/||A||^2 decreases F monotonically at any lam.
         tau lam > 1 is refused for exact-prox priors.
+
+    Any floating dtype of y works: the solve runs in y's dtype (float32 for float16 /
+    bfloat16 y), x0 is cast to it, a prior computes in its own parameters' dtype, and
+    ``result.x`` comes back in y's dtype.
     """
-    x_adj = _check_inputs(y, operator, prior, method, lam, max_iter, x0, box, step)
+    _check_stopping(max_iter, tol, tol_objective, patience)
+    box, user_dtype = _check_box(box), getattr(y, "dtype", None)
+    y, x_adj, x0 = _check_inputs(y, operator, prior, method, lam, x0, step)
     notes: list[str] = []
+    if y.dtype != user_dtype:
+        notes.append(f"y is {user_dtype}: solved in {y.dtype}, result.x returned as {user_dtype}")
+    box = _choose_box(box, operator, notes)
     if x0 is None:
         x0 = _initial_point(operator, y)
+    s_n = operator_noise_sigma(operator)
     if lam is None:
-        lam = _default_lam(prior, operator, method, x0, denoiser_sigma, notes, step)
+        s_n = s_n if s_n is not None else estimated_noise_sigma(operator, y, notes)
+        lam = _default_lam(prior, operator, method, x0, denoiser_sigma, notes, step, s_n)
+    else:
+        _warn_large_lam(float(lam), operator, x_adj, notes)
     tau = 1.0 / lam if step is None else float(step)
     exact = isinstance(prior, ProxPrior)
     if exact and tau * lam > 1 + 1e-9:
@@ -339,9 +453,8 @@ def solve(
         if tau * norm_sq > 1 + 1e-3:  # the power-iteration estimate is not exact
             msg = (f"PGD with step {tau:.4g} > 1/||A||^2 = {1 / norm_sq:.4g}: descent is not guaranteed and the "
                    f"objective may increase (use lam >= ||A||^2, step=1/||A||^2 or method='admm')")
-            warnings.warn(msg, stacklevel=2)
+            warn_at_caller(msg)
             notes.append(msg)
-    s_n = operator_noise_sigma(operator)
     if denoiser_sigma is None and s_n is not None:
         denoiser_sigma = s_n * math.sqrt(tau)
     t = 1.0 if step is None or abs(tau * lam - 1) <= 1e-9 else tau * lam
@@ -354,7 +467,8 @@ def solve(
     res.step = tau
     if isinstance(prior_step, ScaledProxStep):
         res.notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
-                         f"{prior_step.inner_iters} inner solver iterations in total")
+                         f"{prior_step.inner_iters} inner solver iterations in total{bound}")
+    res.x = res.x.to(user_dtype)
     return res
 
 
@@ -365,7 +479,7 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
     watch_rise = not (boxed and method == "admm")
     rows: dict[str, list[Tensor]] = {k: [] for k in keys}
     best_x, best_obj, best_iter = state.z.clone(), torch.full((y.shape[0],), math.inf), 0
-    reason, converged, increases, prev_obj = "max_iter reached", False, 0, None
+    reason, converged, prev_obj, rises = "max_iter reached", False, None, RiseMonitor(int(patience))
     held, ran_off = HeldImages(state, state.z), []
     t0 = time.perf_counter()
     bar = tqdm(range(1, max_iter + 1), disable=not progress, desc=f"PnP-{method.upper()}")
@@ -385,7 +499,7 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
                 msg = f"solve: {msg}"
             else:
                 notes.append(msg)
-            warnings.warn(msg, stacklevel=3)
+            warn_at_caller(msg)
         if held.mask.all():
             reason = "; ".join(ran_off)
             break
@@ -422,20 +536,21 @@ def _run(state, physics, y, method, lam, has_reg, max_iter, tol, tol_objective, 
         if bool(((rel_change <= tol) & (primal <= tol) | gone).all()):
             reason, converged = f"relative change and residual <= tol={tol:g}", True
             break
-        if has_reg and prev_obj is not None:
-            mean_obj, mean_prev = float(obj.nanmean()), float(prev_obj.nanmean())
-            if tol_objective is not None and abs(mean_obj - mean_prev) <= tol_objective * abs(mean_prev):
+        if has_reg:
+            mean_obj = float(obj.nanmean())
+            if (tol_objective is not None and prev_obj is not None
+                    and abs(mean_obj - prev_obj) <= tol_objective * abs(prev_obj)):
                 reason, converged = f"relative objective change <= tol_objective={tol_objective:g}", True
                 break
-            increases = increases + 1 if watch_rise and mean_obj > mean_prev else 0
-            if increases >= patience:
-                reason = (f"diverging: objective increased {patience} times in a row (iteration {k}); "
-                          "returning the best iterate")
+            scale = float(row["data_fidelity"].nanmean()) + lam * float(row["regularizer"].abs().nanmean())
+            if watch_rise and rises.diverging(mean_obj, scale):
+                reason = (f"diverging: objective increased {patience} times in a row (iteration {k}), to "
+                          f"{mean_obj - rises.lowest:.3g} above its lowest; returning the best iterate")
                 break
-        prev_obj = obj
+            prev_obj = mean_obj
     diverged = reason.startswith("diverg")
     if diverged:
-        warnings.warn(f"solve: {reason}", stacklevel=3)
+        warn_at_caller(f"solve: {reason}")
     if ran_off and not reason.startswith("ran off"):
         reason = "; ".join([reason] + ran_off)
     mask = held.mask.to(state.z.device)

@@ -210,15 +210,23 @@ class TensorPatchSampler(PatchSampler):
         return out
 
 
-def make_sampler(data: "str | Tensor | PatchSampler", patch_size: int = 40) -> PatchSampler:
+def make_sampler(data: "str | Tensor | list[Tensor] | PatchSampler", patch_size: int = 40) -> PatchSampler:
     """A :class:`PatchSampler` from a named dataset, a tensor (N, C, H, W) of images or
-    patches, or an existing sampler (returned as is)."""
+    patches, a list of (C, H, W) images, or an existing sampler (returned as is). Patches are
+    ``patch_size`` pixels, or the smallest image side when that is smaller."""
     if isinstance(data, PatchSampler):
         return data
     if isinstance(data, Tensor):
         if data.ndim != 4 or not torch.is_floating_point(data):
             raise ValueError(f"training data tensor must be float (N, C, H, W), got {data.dtype} {tuple(data.shape)}")
+        if not torch.isfinite(data).all():
+            raise ValueError("training data tensor contains NaN or Inf values")
         return TensorPatchSampler(data, min(patch_size, *data.shape[-2:]))
+    if isinstance(data, (list, tuple)) and data and all(isinstance(im, Tensor) and im.ndim == 3 for im in data):
+        return PatchSampler(list(data), min(patch_size, *(min(im.shape[-2:]) for im in data)))
+    if not isinstance(data, str):
+        raise TypeError(f"training data must be a float tensor (N, C, H, W) of images, a list of (C, H, W) images, "
+                        f"a dataset name ({', '.join(DATASETS)}) or a PatchSampler, got {type(data).__name__}")
     if data in NATURAL_GRAY_SETS:
         return PatchSampler(natural_images("train", gray=True, photo_set=NATURAL_GRAY_SETS[data]), patch_size)
     if data == "natural-color":

@@ -35,7 +35,7 @@ from ..metrics import psnr
 from ..checkpoint import load_tensors, read_metadata, save_prior, stored_config
 from ..priors.aelpn import AELPN
 from ..priors.base import ProxPrior
-from .datasets import PatchSampler
+from .datasets import PatchSampler, make_sampler
 from .losses import gamma_for, l1_loss, l2_loss, proximal_matching_loss
 
 WARMUP_LOSSES = {"l1": l1_loss, "l2": l2_loss}
@@ -176,7 +176,7 @@ def _restore_optimizer(opt: torch.optim.Adam, tensors: dict[str, Tensor]) -> Non
 
 def train(
     prior: ProxPrior,
-    data: PatchSampler,
+    data: PatchSampler | Tensor | list[Tensor] | str,
     config: TrainConfig | None = None,
     out_dir: str | Path | None = None,
     val_images: list[Tensor] | None = None,
@@ -192,8 +192,10 @@ def train(
     of its training targets (:meth:`TrainConfig.target_range` of the data's value range; stored
     too, and used by :func:`pnp_lpn.solve` to stop iterates that run off).
 
-    :param data: a :class:`PatchSampler` (use :func:`pnp_lpn.training.make_sampler` for a
-        tensor of patches or a named dataset).
+    :param data: a float tensor (N, C, H, W) of clean images or patches, a list of (C, H, W)
+        images (patches of at most 40 pixels are drawn from either), a named dataset, or a
+        :class:`PatchSampler`; anything else raises TypeError (see
+        :func:`pnp_lpn.training.make_sampler`).
     :param config: hyper-parameters; keyword ``overrides`` replace single fields
         (e.g. ``sigma=0.05, steps=500``).
     :param out_dir: where ``checkpoint.safetensors`` (prior + optimiser + history) and
@@ -206,6 +208,9 @@ def train(
     cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
     if cfg.warmup_loss not in WARMUP_LOSSES:
         raise ValueError(f"warmup_loss must be one of {sorted(WARMUP_LOSSES)}, got {cfg.warmup_loss!r}")
+    if not isinstance(prior, ProxPrior):
+        raise TypeError(f"train needs an exact-prox prior (pl.LPN, pl.AELPN, ...), got {type(prior).__name__}")
+    data = make_sampler(data)
     if data.channels != prior.in_channels:
         raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
     if prior.sigma_train is None:  # the prior records the level it was trained at (solve's default lam)
