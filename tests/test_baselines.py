@@ -26,7 +26,7 @@ def _noisy(x, sigma, seed=0):
 
 
 def test_dncnn_17m_camera_score():
-    """SPEC section 7: 17M at sigma 0.1 on camera 512^2 takes 20.0 dB to 29.8 dB."""
+    """17M at sigma 0.1 on camera 512^2 takes 20.0 dB to 29.8 dB (docs/benchmarks.md, "Baseline denoisers")."""
     x = _camera()
     y = _noisy(x, 0.1)
     with torch.no_grad():

@@ -11,7 +11,7 @@ from pnp_lpn.operators.blur import gaussian_kernel, gaussian_kernel_size
 
 @pytest.mark.parametrize("sigma, size", [(0.5, 5), (1.0, 5), (2.0, 7), (2.4, 7), (3.0, 9), (4.0, 13)])
 def test_kernel_size_rule(sigma, size):
-    """max(5, int(3 sigma)) rounded up to odd (SPEC section 5)."""
+    """max(5, int(3 sigma)) rounded up to odd (the LPN reference rule, docs/operators.md "Blur")."""
     assert gaussian_kernel_size(sigma) == size
     k = gaussian_kernel(sigma)
     assert k.shape == (size, size)

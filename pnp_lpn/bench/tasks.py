@@ -46,7 +46,7 @@ class Task:
     :param operator: img_size (C, H, W) -> a pnp_lpn operator with this noise level;
         None for a denoising task (the denoiser is applied once, no solver, no lam).
     :param box: the solver's box constraint (None: none).
-    :param max_iter: the reference iteration count (SPEC section 5), capped by a preset.
+    :param max_iter: the reference iteration count (the LPN paper's, docs/benchmarks.md), capped by a preset.
     """
 
     name: str

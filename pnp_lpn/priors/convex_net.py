@@ -17,7 +17,7 @@ non-negative coefficients, so they keep convexity too.
 
 The network returns the per-level fields s_l of shape (B, 1, H_l, W_l); callers sum them
 over pixels, so a potential built on it is defined for any image size and its gradient
-does not shrink with the image size (SPEC section 1: sum, not mean).
+does not shrink with the image size (docs/maths.md, "Learned proximal networks": sum, not mean).
 With ``bias=False`` and a positively 1-homogeneous activation (leaky ReLU) every s_l is
 positively 1-homogeneous in x: s(c x) = c s(x) for c > 0 (used by the AE-LPN).
 """

@@ -1,7 +1,7 @@
 """One step of PnP-ADMM and of PnP-PGD, each returning the prior's output and its R.
 
 Both solve  F(x) = 1/2 ||A x - y||^2 + lam * R(x)  when the prior is an exact prox
-f = prox_R (SPEC section 5), with a step tau (default 1/lam):
+f = prox_R (docs/maths.md, "What the PnP iterations minimise"), with a step tau (default 1/lam):
 
 - ADMM (scaled form, penalty rho = 1/tau):
       x_{k+1} = argmin_x 1/2 ||A x - y||^2 + 1/(2 tau) ||x - (z_k - u_k)||^2   (operator's prox_l2)

@@ -1,4 +1,4 @@
-"""Offline training data: every source here installs with a package (SPEC section 7).
+"""Offline training data: every source here installs with a package (docs/training.md, "Data").
 
 A data source is a :class:`PatchSampler`: a list of images and a rule to cut random
 patches (with flips and 90-degree rotations). Batches are drawn from a generator seeded by
