@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from .methods import METHODS, method_names, user_families
 from .tasks import TASKS
+from .user_images import UserImages
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class BenchConfig:
         with a box (compressed sensing and, since 0.11, CT) do.
     :param priors: user priors as (name, prior file) pairs; each adds the methods
         ``<name>-admm`` and ``<name>-pgd`` (list them in ``methods`` to run them).
+    :param user_images: the user's folder of images, used by every task instead of the built-in
+        images (:mod:`.user_images`); ``n_val`` / ``n_test`` then cap the images of each split.
     """
 
     tasks: tuple[str, ...]
@@ -42,6 +45,7 @@ class BenchConfig:
     color_test: tuple[str, ...] = ("stereo_motorcycle",)
     box_all: bool = False
     priors: tuple[tuple[str, str], ...] = ()
+    user_images: UserImages | None = None
 
     def __post_init__(self):
         user_families(self.priors)  # names are valid and free

@@ -63,6 +63,8 @@ class Record:
 def task_images(task: Task, split: str, config: BenchConfig) -> Tensor:
     """(n, C, N, N) clean images of ``split`` ("val" or "test") for ``task`` (C = 3 on colour tasks)."""
     n = config.n_val if split == "val" else config.n_test
+    if config.user_images is not None:
+        return config.user_images.images(split, config.size, task.domain == "color", n)
     if task.domain == "ct":
         return ct_images(split, config.size, n)
     if task.domain == "color":

@@ -94,13 +94,21 @@ def _boxed_tasks() -> str:
     return "tasks with a box only (" + ", ".join(t.name for t in TASKS.values() if t.box) + ")"
 
 
+def _images(c) -> str:
+    """Where the benchmark images came from, in words."""
+    if c.user_images is not None:
+        split = c.user_images.split()
+        return (f"centre crops of the images in {c.user_images.folder}: validation {', '.join(split['val'][:c.n_val])}; "
+                f"test {', '.join(split['test'][:c.n_test])}")
+    return (f"natural: validation crops of {', '.join(c.natural_val)}, test crops of {', '.join(c.natural_test)}; "
+            f"colour: validation crops of {', '.join(c.color_val)}, test crops of {', '.join(c.color_test)}; CT: "
+            "validation phantoms (seed 20000), test Shepp-Logan (+ phantoms seed 30000)")
+
+
 def write_markdown(result: BenchResult, path: Path, command: str = "") -> Path:
     c = result.config
     head = [f"# Benchmark results ({command})" if command else "# Benchmark results", "",
-            f"- images {c.size}x{c.size}; {c.n_val} validation / {c.n_test} test image(s) per task; natural: "
-            f"validation crops of {', '.join(c.natural_val)}, test crops of {', '.join(c.natural_test)}; colour: "
-            f"validation crops of {', '.join(c.color_val)}, test crops of {', '.join(c.color_test)}; CT: "
-            "validation phantoms (seed 20000), test Shepp-Logan (+ phantoms seed 30000)",
+            f"- images {c.size}x{c.size}; {c.n_val} validation / {c.n_test} test image(s) per task; {_images(c)}",
             f"- lam grid: default x {', '.join(f'{f:.3g}' for f in c.grid)}, chosen by mean validation PSNR; "
             f"iteration cap {c.max_iter or 'none (task reference counts)'}",
             f"- box constraint [0, 1] (solve's box=): {'all tasks (--box)' if c.box_all else _boxed_tasks()}; "

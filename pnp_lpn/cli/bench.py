@@ -1,7 +1,9 @@
 """``pnp-lpn bench``: LPN / AE-LPN against TV, BM3D, DnCNN (and FBP for CT) on deblurring,
 compressed sensing, sparse-view CT and denoising. For every (task, method) lam is chosen
 on validation images, then the test images are scored; results.csv, grid.csv,
-results.md, runs.json and figures go to --out. See docs/benchmarks.md.
+results.md, runs.json and figures go to --out. With --images DIR every task runs on the
+centre crops of the folder's images (a validation split chooses lam, the rest is scored;
+a folder of CT slices with --tasks ct-60,ct-200 is the CT variant). See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from pathlib import Path
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -20,6 +23,12 @@ def _prior(text: str) -> tuple[str, str]:
     if not sep or not name or not path.endswith(".safetensors"):
         raise argparse.ArgumentTypeError(f"expected NAME=FILE.safetensors, got {text!r}")
     return name, path
+
+
+def _folder(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: not a folder")
+    return text
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -44,6 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-test", type=int, dest="n_test", help="test images per task")
     p.add_argument("--grid", type=lambda s: tuple(float(v) for v in _names(s)),
                    help="comma-separated factors of the default lam, e.g. 0.1,1,10")
+    p.add_argument("--images", type=_folder, metavar="DIR",
+                   help="benchmark on the images of DIR (centre crops of --size; any image, .npy or DICOM file "
+                        "in [0, 1]) instead of the built-in ones: a seeded split into validation images (lam) "
+                        "and test images (scores); --n-val / --n-test cap them")
+    p.add_argument("--val-fraction", dest="val_fraction", type=float, default=0.25,
+                   help="with --images: fraction of the images used for validation (default 0.25, at least 1)")
     p.add_argument("--box", action="store_const", const=True, dest="box_all",
                    help="solve every task under the box constraint [0, 1] (default: only compressed sensing and CT)")
     p.add_argument("--out", help="output folder (default out/bench/<preset>, ignored by git)")
@@ -62,7 +77,20 @@ def _command(args: argparse.Namespace) -> str:
                       if isinstance(value, tuple) else str(value)]
     for name, path in args.priors or ():
         parts += ["--prior", f"{name}={path}"]
+    if args.images is not None:
+        parts += ["--images", args.images, "--val-fraction", f"{args.val_fraction:g}"]
     return shlex.join(parts + (["--box"] if args.box_all else []))
+
+
+def _image_counts(args: argparse.Namespace) -> dict:
+    """n_val, n_test and the user's images: with --images, every image of each split unless capped."""
+    if args.images is None:
+        return {"n_val": args.n_val, "n_test": args.n_test}
+    from ..bench.user_images import UserImages
+
+    images = UserImages(args.images, args.val_fraction)
+    split = images.split()
+    return {"user_images": images, "n_val": args.n_val or len(split["val"]), "n_test": args.n_test or len(split["test"])}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if priors and methods is None:
         methods = PRESETS[args.preset].methods + method_names(priors)[len(METHODS):]
     config = PRESETS[args.preset].with_overrides(tasks=args.tasks, methods=methods, size=args.size,
-                                                 max_iter=args.max_iter, n_val=args.n_val, n_test=args.n_test,
-                                                 grid=args.grid, box_all=args.box_all, priors=priors or None)
+                                                 max_iter=args.max_iter, grid=args.grid, box_all=args.box_all,
+                                                 priors=priors or None, **_image_counts(args))
     out = args.out or f"out/bench/{args.preset}"
     t0 = time.perf_counter()
     result = run_benchmark(config, progress=not args.quiet)
