@@ -13,6 +13,8 @@ import shlex
 import time
 from pathlib import Path
 
+from .common import UsageError, check_prior
+
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
@@ -23,12 +25,6 @@ def _prior(text: str) -> tuple[str, str]:
     if not sep or not name or not path.endswith(".safetensors"):
         raise argparse.ArgumentTypeError(f"expected NAME=FILE.safetensors, got {text!r}")
     return name, path
-
-
-def _folder(text: str) -> str:
-    if not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: not a folder")
-    return text
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -53,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-test", type=int, dest="n_test", help="test images per task")
     p.add_argument("--grid", type=lambda s: tuple(float(v) for v in _names(s)),
                    help="comma-separated factors of the default lam, e.g. 0.1,1,10")
-    p.add_argument("--images", type=_folder, metavar="DIR",
+    p.add_argument("--images", metavar="DIR",
                    help="benchmark on the images of DIR (centre crops of --size; any image, .npy or DICOM file "
                         "in [0, 1]) instead of the built-in ones: a seeded split into validation images (lam) "
                         "and test images (scores); --n-val / --n-test cap them")
@@ -94,6 +90,10 @@ def _image_counts(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.images is not None and not Path(args.images).is_dir():
+        raise UsageError(f"--images {args.images}: not a folder")
+    for _, path in args.priors or ():
+        check_prior(path, "--prior")
     import torch
 
     from ..bench import METHODS, PRESETS, run_benchmark, write_all

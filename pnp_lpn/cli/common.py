@@ -16,19 +16,16 @@ def note(command: str, message: str) -> None:
     print(f"pnp-lpn {command}: {message}", file=sys.stderr)
 
 
-def existing_file(text: str) -> str:
-    """argparse type: a path that names an existing file."""
-    path = Path(text)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{text}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
-    return text
+def check_file(path: str | None, option: str) -> None:
+    """Refuse a path given for ``option`` that names no file (None: the option was not given)."""
+    if path is not None and not Path(path).is_file():
+        raise UsageError(f"{option} {path}: {'a folder, not a file' if Path(path).is_dir() else 'no such file'}")
 
 
-def prior_source(text: str) -> str:
-    """argparse type: a shipped prior name, 'tv', or an existing .safetensors file."""
-    if text.endswith(".safetensors"):
-        return existing_file(text)
-    return text
+def check_prior(name: str, option: str = "--prior") -> None:
+    """A .safetensors prior must exist (shipped names are checked when loaded)."""
+    if name.endswith(".safetensors"):
+        check_file(name, option)
 
 
 def positive_int(text: str) -> int:

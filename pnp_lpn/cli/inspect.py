@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UsageError, existing_file, note, nonnegative_float, positive_int, prior_source
+from .common import UsageError, check_prior, note, nonnegative_float, positive_int
 
 DESCRIPTION = ("Print R(variant) - R(clean) for noisy, blurred and noisy+blurred versions of images (a prior that "
                "captured the data ranks clean images lowest). R at arbitrary points comes from convex inversion; "
@@ -17,9 +17,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.Argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="*", type=existing_file,
+    p.add_argument("images", nargs="*",
                    help="image files (.png/.tif/.npy/..., default: the held-out validation images)")
-    p.add_argument("--prior", type=prior_source, default="lpn-natural-gray",
+    p.add_argument("--prior", default="lpn-natural-gray",
                    help="shipped prior name or .safetensors file")
     p.add_argument("--list", action="store_true", help="list the shipped priors and exit")
     p.add_argument("--data", default="natural-gray",
@@ -48,6 +48,7 @@ def _read_images(paths: list[str]) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_prior(args.prior)
     arrays = _read_images(args.images)
     import torch
 

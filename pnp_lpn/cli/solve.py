@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import UsageError, existing_file, nonnegative_float, note, positive_float, positive_int, prior_source
+from .common import UsageError, nonnegative_float, note, positive_float, positive_int
 from .solve_setup import (check_args, image_shape, make_operator, make_prior, measurement_problem, reads_images,
                           solve_box)
 
@@ -53,12 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=positive_int, default=200, help="ct: number of angles in [0, pi)")
     p.add_argument("--detectors", type=positive_int,
                    help="ct: detector bins of the sinogram (default ceil(sqrt(2) N), every ray through the image)")
-    p.add_argument("--mask", type=existing_file, help="inpainting: mask image or array of the measurement's size, "
+    p.add_argument("--mask", help="inpainting: mask image or array of the measurement's size, "
                    "1 (white) = observed pixel, 0 = missing (default with --simulate: random, --ratio, --seed)")
     p.add_argument("--ratio", type=float, default=0.25, help="cs/inpainting: fraction of measurements kept")
     p.add_argument("--seed", type=int, default=0,
                    help="cs/inpainting: operator seed; --simulate: noise seed")
-    p.add_argument("--prior", type=prior_source, default="lpn-natural-gray",
+    p.add_argument("--prior", default="lpn-natural-gray",
                    help="shipped prior name, a .safetensors file, or 'tv'")
     p.add_argument("--dihedral", action="store_true",
                    help="average the LPN/AE-LPN prior over the 8 flips/rotations (DihedralPrior: still an exact "

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from .common import UsageError
+from .common import UsageError, check_file, check_prior
 
 #: operators whose measurements are images
 IMAGE_OPERATORS = ("blur", "inpainting", "denoise")
@@ -29,7 +29,9 @@ def image_shape(args: argparse.Namespace, data: np.ndarray | None) -> tuple[int,
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """Refuse option combinations that cannot work, before anything is read."""
+    """Refuse option combinations that cannot work and files that do not exist, before anything is read."""
+    check_prior(args.prior)
+    check_file(args.mask, "--mask")
     if args.color and args.operator not in IMAGE_OPERATORS:
         raise UsageError(f"--color works with --operator {', '.join(IMAGE_OPERATORS)}, not {args.operator}")
     if args.operator in ("ct", "cs") and args.size is None and not args.simulate:

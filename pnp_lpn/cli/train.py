@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .common import existing_file, positive_float, positive_int
+from .common import check_file, positive_float, positive_int
 
 DESCRIPTION = ("Train an LPN/AE-LPN prior by proximal matching. Rerunning the same command with the same --out "
                "resumes from the last checkpoint.")
@@ -31,10 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intensity-scale", dest="intensity_scale", type=float,
                    help="per-sample contrast factors in [1 - r, 1 + r] applied to the training pairs")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    p.add_argument("--init", type=existing_file, help="start from the weights of this checkpoint (same architecture)")
+    p.add_argument("--init", help="start from the weights of this checkpoint (same architecture)")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_file(args.init, "--init")
     from dataclasses import replace
 
     import torch
