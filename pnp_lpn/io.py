@@ -143,6 +143,8 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, str, int]:
             values = np.asarray(im)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
+    if mode == "I" and _png_bit_depth(path) == 16:  # older Pillow opens 16-bit grey PNGs as 32-bit "I"
+        return values.astype(np.uint16), "I;16", 16
     if mode in ("I", "F"):  # 32-bit integers or floats: no bit depth to divide by
         return values.astype(np.float32), f"{mode} (32-bit values kept)", 32
     if mode not in _MODE_BITS:

@@ -162,3 +162,18 @@ def test_bad_and_missing_slices_are_reported_and_skipped(tmp_path, capsys):
     assert main(["solve", *files, *STUDY, "--out", str(tmp_path / "list")]) == 1
     gone = {r["slice"]: r for r in _rows(tmp_path / "list")}["gone"]
     assert gone["status"] == "error" and "not found" in gone["error"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_study_on_the_gpu_matches_the_cpu(tmp_path):
+    y = np.random.default_rng(0).random((3, 24, 24), dtype=np.float32)
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        op = pl.operators.GaussianBlur(img_size=(1, 24, 24), sigma_blur=1.0, noise_sigma=0.03, device=device)
+        prior = pl.load_pretrained("lpn-natural-gray", device=device)
+        result = pl.solve_study(y, op, prior, tmp_path / device, batch_size=2, progress=False, max_iter=3, tol=0.0)
+        assert result.n_ok == 3
+        outputs[device] = [np.load(tmp_path / device / f"slice_{i:04d}.npy") for i in range(3)]
+    for a, b in zip(outputs["cpu"], outputs["cuda"]):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -21,11 +21,12 @@ from .store import StudyStore
 
 @dataclass
 class StudyResult:
-    """Outcome of :func:`solve_study` (on rank 0 under torchrun: every slice; else this process's)."""
+    """Outcome of :func:`solve_study`: the summary rows (every slice; empty on processes other
+    than rank 0 under torchrun) and how many slices this call solved."""
 
     out_dir: Path
     rows: list[dict]
-    solved: int  # slices solved by this call (the others were finished before, failed or another process's)
+    solved: int
 
     @property
     def n_ok(self) -> int:
