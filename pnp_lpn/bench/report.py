@@ -98,8 +98,8 @@ def _images(c) -> str:
     """Where the benchmark images came from, in words."""
     if c.user_images is not None:
         split = c.user_images.split()
-        return (f"centre crops of the images in {c.user_images.folder}: validation {', '.join(split['val'][:c.n_val])}; "
-                f"test {', '.join(split['test'][:c.n_test])}")
+        return (f"centre crops of the images in {c.user_images.folder}: validation "
+                f"{', '.join(split['val'][:c.n_val])}; test {', '.join(split['test'][:c.n_test])}")
     return (f"natural: validation crops of {', '.join(c.natural_val)}, test crops of {', '.join(c.natural_test)}; "
             f"colour: validation crops of {', '.join(c.color_val)}, test crops of {', '.join(c.color_test)}; CT: "
             "validation phantoms (seed 20000), test Shepp-Logan (+ phantoms seed 30000)")

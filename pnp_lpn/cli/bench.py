@@ -86,7 +86,8 @@ def _image_counts(args: argparse.Namespace) -> dict:
 
     images = UserImages(args.images, args.val_fraction)
     split = images.split()
-    return {"user_images": images, "n_val": args.n_val or len(split["val"]), "n_test": args.n_test or len(split["test"])}
+    return {"user_images": images, "n_val": args.n_val or len(split["val"]),
+            "n_test": args.n_test or len(split["test"])}
 
 
 def run(args: argparse.Namespace) -> int:
