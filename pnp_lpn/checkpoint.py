@@ -212,7 +212,8 @@ def _check_state(prior: ProxPrior, state: dict[str, Tensor], path: str | Path) -
     """ValueError naming the tensor unless ``state`` has exactly the prior's state-dict names,
     each with its shape and dtype and finite values."""
     expected = prior.state_dict()
-    missing, unknown = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    missing = sorted(f"model.{k}" for k in set(expected) - set(state))
+    unknown = sorted(f"model.{k}" for k in set(state) - set(expected))
     if missing or unknown:
         raise ValueError(f"{path}: weights do not match the stored {type(prior).__name__} config: missing tensors "
                          f"{missing}, unexpected tensors {unknown}")
