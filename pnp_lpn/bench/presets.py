@@ -25,7 +25,7 @@ class BenchConfig:
     :param color_val: colour photos for the validation crops of the colour tasks.
     :param color_test: colour photos for their test crops.
     :param box_all: solve every task under the box constraint [0, 1]; by default only the tasks
-        with a box (compressed sensing and, since 0.11, CT) do.
+        with a box (compressed sensing and CT) do.
     :param priors: user priors as (name, prior file) pairs; each adds the methods
         ``<name>-admm`` and ``<name>-pgd`` (list them in ``methods`` to run them).
     :param user_images: the user's folder of images, used by every task instead of the built-in

@@ -8,7 +8,7 @@ weights pi_k), Tweedie's formula makes the MMSE denoiser at noise sigma the grad
 
 a log-sum-exp of convex quadratics: convex, and a "quadratic minus a bump" where the quadratics
 cross (a flat-bottomed q_k with small W_k wins for weak patches, a pass-through one for strong
-patches), which is the shape a plain ICNN cannot build (docs/training.md, session 7).
+patches), which is the shape a plain ICNN cannot build (docs/experiments.md, `exp-free`).
 
 The field. A P x P frame (convolution, F = C P^2 filters, scaled by 1/P) gives coefficients
 c(x) of shape (B, F, H, W); with K = P^2 components, per pixel
