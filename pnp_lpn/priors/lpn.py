@@ -41,7 +41,7 @@ class LPN(ProxPrior):
         size (:class:`.mixture_field.MixtureField`, started as sliding-window zonal DCT selection at
         ``sigma_train``, 0.1 if unset): the learned Gaussian-mixture patch denoiser that the ICNN
         adds detail to. In the natural-gray preset it is worth +0.46 dB at sigma 0.1 on an untouched
-        photo and made compressed sensing at M = n/16 work (docs/training.md). 0 leaves it out.
+        photo and made compressed sensing at M = n/16 work (docs/experiments.md). 0 leaves it out.
     """
 
     def __init__(

@@ -40,7 +40,7 @@ MNIST_VAL = 500
 #: scikit-learn photos, "0.5" + PyWavelets / matplotlib (20), "0.10" + sporco / mahotas (27).
 #: Dataset "natural-gray" is the "0.5" set (the data of the shipped natural priors), "natural-gray-0.4"
 #: the data of those shipped up to 0.4, "natural-gray-extra" the "0.10" set (a 5000-step run on it
-#: matched the shipped prior, 29.08 vs 29.09 dB: more of these photos did not help; docs/training.md)
+#: matched the shipped prior, 29.08 vs 29.09 dB: more of these photos did not help; docs/experiments.md)
 PHOTO_SETS = ("0.4", "0.5", "0.10")
 NATURAL_GRAY_SETS = {"natural-gray-0.4": "0.4", "natural-gray": "0.5", "natural-gray-extra": "0.10"}
 DATASETS = ("natural-gray", "natural-gray-0.4", "natural-gray-extra", "natural-color", "ct", "ct-256", "mnist")
