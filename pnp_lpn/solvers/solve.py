@@ -310,9 +310,12 @@ def _check_inputs(y, physics, prior, method, lam, x0, step) -> tuple[Tensor, Ten
         check_positive(lam, "lam")
     if step is not None:
         check_positive(step, "step")
-    if not isinstance(y, Tensor) or not torch.is_floating_point(y) or y.ndim < 2:
-        raise ValueError(f"y must be a floating-point tensor with a batch dimension, got {getattr(y, 'shape', type(y))}"
-                         + (f" of dtype {y.dtype}" if isinstance(y, Tensor) else ""))
+    if not isinstance(y, Tensor):
+        raise ValueError(f"y must be a torch.Tensor (B, ...), got {type(y).__module__}.{type(y).__name__}; "
+                         "e.g. torch.from_numpy(y).float()")
+    if not torch.is_floating_point(y) or y.ndim < 2:
+        raise ValueError(f"y must be a floating-point tensor with a batch dimension, got {y.dtype} of shape "
+                         f"{tuple(y.shape)}" + ("; e.g. y.float() / 255 for 8-bit data" if y.dtype == torch.uint8 else ""))
     if not torch.isfinite(y).all():
         raise ValueError("y contains NaN or Inf values")
     y = y.to(compute_dtype(y))
