@@ -59,11 +59,11 @@ def read_input(path: str | Path, color: bool = False) -> Loaded:
     raise ValueError(f"{path}: unknown file type {suffix or '(no suffix)'!r}; expected one of {', '.join(SUFFIXES)}")
 
 
-def read_array(path: str | Path) -> Loaded:
-    """A ``.npy`` array, or the single array of a ``.npz``, as float32."""
+def load_array(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """The array of a ``.npy`` file (memory-mapped with ``mmap``) or the single array of a ``.npz``."""
     path = Path(path)
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
         raise ValueError(f"{path}: not a readable NumPy file ({e})") from None
     if isinstance(data, np.lib.npyio.NpzFile):
@@ -73,8 +73,14 @@ def read_array(path: str | Path) -> Loaded:
             data = data[data.files[0]]
     if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool) or np.iscomplexobj(data):
         raise ValueError(f"{path}: expected a real numeric array, got dtype {data.dtype}")
+    return data
+
+
+def read_array(path: str | Path) -> Loaded:
+    """A ``.npy`` array, or the single array of a ``.npz``, as float32 (unsigned integers scaled to [0, 1])."""
+    data = load_array(path)
     values, scale = scale_integers(data)
-    return Loaded(values, f"{path.name}: array {data.dtype} {tuple(data.shape)}{scale}")
+    return Loaded(values, f"{Path(path).name}: array {data.dtype} {tuple(data.shape)}{scale}")
 
 
 def scale_integers(data: np.ndarray) -> tuple[np.ndarray, str]:

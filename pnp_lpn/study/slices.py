@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import ARRAY_SUFFIXES, SUFFIXES, Loaded, read_input, scale_integers
+from ..io import ARRAY_SUFFIXES, SUFFIXES, Loaded, load_array, read_input, scale_integers
 
 StudyInput = str | Path | Sequence[str | Path] | np.ndarray
 
@@ -46,26 +46,12 @@ def _folder_files(folder: Path) -> list[Path]:
     return files
 
 
-def _stack_array(path: Path) -> np.ndarray:
-    """A .npy stack memory-mapped (read slice by slice), or the single array of a .npz."""
-    try:
-        data = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{path}: not a readable NumPy file ({e})") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            if len(data.files) != 1:
-                raise ValueError(f"{path}: expected one array in the .npz, found {len(data.files)} ({data.files})")
-            data = data[data.files[0]]
-    return data
-
-
 def _array_ndim(path: Path) -> int | None:
     """Dimensions of the array in a .npy/.npz file (None for other or unreadable files)."""
     if path.suffix.lower() not in ARRAY_SUFFIXES or not path.is_file():
         return None
     try:
-        return _stack_array(path).ndim
+        return load_array(path, mmap=True).ndim
     except ValueError:
         return None
 
@@ -97,7 +83,7 @@ def list_slices(inputs: StudyInput, slice_ndim: int) -> list[Slice]:
     if len(paths) == 1 and paths[0].is_dir():
         paths = _folder_files(paths[0])
     elif len(paths) == 1 and _array_ndim(paths[0]) == slice_ndim + 1:
-        return _stack_slices(_stack_array(paths[0]), paths[0].stem, slice_ndim)
+        return _stack_slices(load_array(paths[0], mmap=True), paths[0].stem, slice_ndim)
     if not paths:
         raise ValueError("no input files given")
     names = [p.stem for p in paths]
