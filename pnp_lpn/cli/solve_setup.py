@@ -110,6 +110,8 @@ def make_prior(args: argparse.Namespace, device: str = "cpu"):
         return deepinv.models.TVDenoiser(n_it_max=50)
     name = args.prior
     prior = load_prior(name, device=device) if name.endswith(".safetensors") else load_pretrained(name, device=device)
+    if prior.in_channels == 3 and not args.color:
+        raise UsageError(f"{name} is a colour prior (r, g, b): pass --color to read the images in colour")
     prior = DihedralPrior(prior) if args.dihedral else prior
     return OpponentColorPrior(prior) if args.color and prior.in_channels == 1 else prior
 
