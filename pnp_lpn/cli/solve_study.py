@@ -11,16 +11,20 @@ from .common import UsageError, note
 from .solve_setup import image_shape, make_operator, make_prior, measurement_problem, reads_images, solve_box
 
 
-def _first_readable(slices: list, color: bool) -> np.ndarray:
-    """The values of the first slice that can be read (its note on stderr): they set the image size."""
+def _first_readable(slices: list, args: argparse.Namespace) -> np.ndarray:
+    """The values of the first slice that can be read (its notes on stderr): they set the image size."""
+    from ..io import range_note
+
     problems = []
     for s in slices:
         try:
-            loaded = s.load(color)
+            loaded = s.load(args.color)
         except ValueError as e:
             problems.append(str(e))
             continue
         note("solve", f"{loaded.note} (first of {len(slices)} slices)")
+        if reads_images(args) and (msg := range_note(loaded.data)):
+            note("solve", f"{s.name}: {msg}")
         return loaded.data
     raise UsageError(f"none of the {len(slices)} inputs can be read; the first: {problems[0]}")
 
@@ -33,7 +37,7 @@ def run_study(args: argparse.Namespace, slice_ndim: int) -> int:
         raise UsageError("--operator denoise takes one image at a time; studies run blur, inpainting, ct or cs")
     inputs = args.input if len(args.input) > 1 else args.input[0]
     slices = list_slices(inputs, slice_ndim)
-    first = _first_readable(slices, args.color)
+    first = _first_readable(slices, args)
     size = image_shape(args, first) if reads_images(args) else (1, args.size, args.size)
     from .solve import read_mask
 
