@@ -151,7 +151,12 @@ def _run_single(args: argparse.Namespace) -> int:
     x_true = torch.from_numpy(data).reshape(1, *op.img_size) if args.simulate else None
     if x_true is None and (problem := measurement_problem(args, data.shape, op)):
         raise UsageError(f"{args.input[0]}: {problem}")
-    y = op(x_true) if args.simulate else torch.from_numpy(data).reshape(1, *op.meas_shape)
+    if args.simulate:
+        from ..study.run import simulate_measurements
+
+        y = simulate_measurements(op, x_true, [args.seed])
+    else:
+        y = torch.from_numpy(data).reshape(1, *op.meas_shape)
     box = solve_box(args)
     from ..solvers import solve
 

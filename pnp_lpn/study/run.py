@@ -163,12 +163,12 @@ def _read(study: _Study, s: Slice) -> tuple[np.ndarray | None, str | None]:
     return data.reshape(expected), None
 
 
-def _measure(study: _Study, x: torch.Tensor, batch: list[Slice]) -> torch.Tensor:
-    """Simulated measurements A x + noise_sigma e, e seeded per slice (seed + slice index)."""
-    sigma = float(getattr(study.operator, "noise_sigma", 0.0) or 0.0)
-    y = study.operator.A(x)
-    noise = torch.stack([torch.randn(y.shape[1:], generator=torch.Generator().manual_seed(study.seed + s.index))
-                         for s in batch])
+def simulate_measurements(operator, x: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+    """y = A x + noise_sigma e for a batch x, e of image i drawn from a generator seeded with seeds[i]
+    (on the CPU, so the same on every device and in every batch)."""
+    sigma = float(getattr(operator, "noise_sigma", 0.0) or 0.0)
+    y = operator.A(x)
+    noise = torch.stack([torch.randn(y.shape[1:], generator=torch.Generator().manual_seed(s)) for s in seeds])
     return y + sigma * noise.to(y.device, y.dtype)
 
 
@@ -184,7 +184,7 @@ def _run_batch(study: _Study, k: int, batch: list[Slice]) -> int:
         return 0
     device = study.operator._device if hasattr(study.operator, "_device") else torch.device("cpu")
     data = torch.from_numpy(np.stack([read[s.name][0] for s in good])).to(device)
-    y = _measure(study, data, good) if study.simulate else data
+    y = simulate_measurements(study.operator, data, [study.seed + s.index for s in good]) if study.simulate else data
     t0 = time.perf_counter()
     try:
         result = solve(y, study.operator, study.prior, **study.solve_kwargs)
