@@ -245,7 +245,7 @@ def export_prior(checkpoint: str | Path, out: str | Path, name: str, description
     state), with its name, description and a summary of the training run in the metadata."""
     meta = read_metadata(checkpoint)
     train = meta.get("training", {})
-    hist = train.get("history", {})
+    hist = train.get("history") if isinstance(train.get("history"), dict) else {}  # a free-form record
     summary = {"config": train.get("config"), "steps_done": train.get("step"), "data": train.get("data"),
                "world_size": train.get("world_size"), "wall_time_s": hist.get("wall_time"),
                "val_step": hist.get("val_step"), "val_psnr": hist.get("val_psnr"),

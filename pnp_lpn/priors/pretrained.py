@@ -27,7 +27,8 @@ def list_pretrained() -> list[str]:
         meta = read_metadata(path)
         train = meta.get("training", {})
         psnr, steps = train.get("val_psnr") or [], train.get("steps_done")
-        score = f" [{steps} steps, validation PSNR {psnr[-1]:.2f} dB]" if psnr else ""
+        known = isinstance(psnr, list) and psnr and isinstance(psnr[-1], (int, float))  # a free-form record
+        score = f" [{steps} steps, validation PSNR {psnr[-1]:.2f} dB]" if known else ""
         out.append(f"{name}: {meta.get('description', meta['architecture'])}{score}")
     return out
 
