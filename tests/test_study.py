@@ -177,3 +177,22 @@ def test_study_on_the_gpu_matches_the_cpu(tmp_path):
         outputs[device] = [np.load(tmp_path / device / f"slice_{i:04d}.npy") for i in range(3)]
     for a, b in zip(outputs["cpu"], outputs["cuda"]):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_denoising_study_is_one_denoise_call_per_batch(tmp_path, capsys):
+    """--operator denoise on a folder: each output equals prior.denoise(y, sigma) of its image."""
+    rng = np.random.default_rng(3)
+    noisy = [np.clip(rng.random((SIZE, SIZE)) * 0.5 + 0.25 + 0.1 * rng.standard_normal((SIZE, SIZE)), 0, 1)
+             .astype(np.float32) for _ in range(3)]
+    (tmp_path / "noisy").mkdir()
+    for i, y in enumerate(noisy):
+        np.save(tmp_path / "noisy" / f"n{i}.npy", y)
+    assert main(["solve", str(tmp_path / "noisy"), "--operator", "denoise", "--noise", "0.1", "--batch-size", "2",
+                 "--quiet", "--out", str(tmp_path / "out")]) == 0
+    prior = pl.load_pretrained("lpn-natural-gray")
+    with torch.no_grad():
+        expected = prior.denoise(torch.from_numpy(np.stack(noisy))[:, None], 0.1)
+    rows = _rows(tmp_path / "out")
+    assert [r["stop_reason"] for r in rows] == ["prior.denoise at sigma 0.1"] * 3
+    for i, r in enumerate(rows):
+        np.testing.assert_allclose(np.load(tmp_path / "out" / r["output"]), expected[i, 0].numpy(), atol=1e-5)

@@ -33,8 +33,6 @@ def run_study(args: argparse.Namespace, slice_ndim: int) -> int:
     """Reconstruct every slice into --out (one .npy each, summary.csv / summary.json)."""
     from ..study.slices import list_slices
 
-    if args.operator == "denoise":
-        raise UsageError("--operator denoise takes one image at a time; studies run blur, inpainting, ct or cs")
     inputs = args.input if len(args.input) > 1 else args.input[0]
     slices = list_slices(inputs, slice_ndim)
     first = _first_readable(slices, args)
@@ -44,10 +42,10 @@ def run_study(args: argparse.Namespace, slice_ndim: int) -> int:
     mask = read_mask(args, size[1:])
     if args.reference is not None and not os.path.exists(args.reference):
         raise UsageError(f"--reference {args.reference}: not found")
-    from ..study import solve_study, study_device
+    from ..study import Denoising, solve_study, study_device
 
     device = study_device()
-    op = make_operator(args, size, mask, device=device)
+    op = Denoising(size, args.noise, device) if args.operator == "denoise" else make_operator(args, size, mask, device)
     if not args.simulate and (problem := measurement_problem(args, first.shape, op)):
         raise UsageError(f"{slices[0].name}: {problem}")
     result = solve_study(inputs, op, make_prior(args, device=device), args.out, batch_size=args.batch_size,

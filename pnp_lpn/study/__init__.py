@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-_NAMES = {"study_device": "launch", "StudyResult": "run", "solve_study": "run", "Slice": "slices",
+_NAMES = {"Denoising": "denoising", "study_device": "launch", "StudyResult": "run", "solve_study": "run", "Slice": "slices",
           "is_study": "slices", "list_slices": "slices"}
 __all__ = sorted(_NAMES)
 

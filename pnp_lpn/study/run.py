@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ..metrics import psnr, ssim
 from ..solvers import solve
+from .denoising import Denoising
 from .launch import Launch, close, launch, wait_for_all
 from .settings import study_settings
 from .slices import Slice, StudyInput, list_slices
@@ -71,8 +72,9 @@ def solve_study(inputs: StudyInput, operator, prior, out_dir: str | Path, batch_
 
     :param inputs: measurements of one operator: a .npy/.npz stack (slices first) or an array, a
         folder of image / .npy / DICOM files, or a list of files (:func:`.slices.list_slices`).
-    :param operator: a :mod:`pnp_lpn.operators` operator for one slice; under torchrun build it
-        (and the prior) on :func:`pnp_lpn.study.study_device`.
+    :param operator: a :mod:`pnp_lpn.operators` operator for one slice, or
+        :class:`.denoising.Denoising` for one ``prior.denoise`` call per batch; under torchrun
+        build it (and the prior) on :func:`pnp_lpn.study.study_device`.
     :param out_dir: one ``<slice>.npy`` per slice and summary.csv / summary.json (columns
         :data:`.store.COLUMNS`; :mod:`.store` describes the folder).
     :param batch_size: slices per solve. Batch k always holds slices [k b, (k + 1) b), so the
@@ -187,7 +189,10 @@ def _run_batch(study: _Study, k: int, batch: list[Slice]) -> int:
     y = simulate_measurements(study.operator, data, [study.seed + s.index for s in good]) if study.simulate else data
     t0 = time.perf_counter()
     try:
-        result = solve(y, study.operator, study.prior, **study.solve_kwargs)
+        if isinstance(study.operator, Denoising):
+            result = study.operator.reconstruct(y, study.prior)
+        else:
+            result = solve(y, study.operator, study.prior, **study.solve_kwargs)
     except (ValueError, RuntimeError) as e:
         for s in good:
             study.store.save(s.name, None, {"slice": s.name, "status": "error", "batch": k, "process": study.rank,
