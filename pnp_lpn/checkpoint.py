@@ -8,10 +8,10 @@ arguments, the range of its clean training images (``data_range``; null when unk
 files), and whatever the trainer records under ``training`` (and ``name`` / ``description``).
 
 Loading checks everything before a prior is returned, each failure a ValueError naming the
-file and the field or tensor: the JSON and the type of every field (no unknown fields), the
-config against the architecture's constructor, the digest (any corrupted byte), and every
-tensor against the architecture's state dict (names, shapes, dtypes, finite values, the
-convexity constraints).
+file and the field or tensor: the JSON and the type of every known field, the config (no
+unknown arguments, each of its type) against the architecture's constructor, the digest (any
+corrupted byte), and every tensor against the architecture's state dict (names, shapes,
+dtypes, finite values, the convexity constraints).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def digest(meta: dict, tensors: dict[str, Tensor]) -> str:
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The JSON metadata of a checkpoint, validated: one of ours, every field of the right type,
-    no unknown field, a config that the architecture accepts (ValueError naming the field)."""
+    """The JSON metadata of a checkpoint, validated: one of ours, every known field of the right
+    type, a config that the architecture accepts (ValueError naming the field)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -111,17 +111,14 @@ def read_metadata(path: str | Path) -> dict:
 
 
 def _check_fields(meta: object, path: Path) -> None:
-    """ValueError unless ``meta`` is a JSON object with the required fields, every field of its
-    type (see REQUIRED_FIELDS / OPTIONAL_FIELDS) and no other."""
+    """ValueError unless ``meta`` is a JSON object with the required fields and every field of
+    REQUIRED_FIELDS / OPTIONAL_FIELDS of its type. Other fields are what a caller of
+    :func:`save_prior` recorded (its ``metadata``): kept as they are."""
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: the pnp_lpn metadata must be a JSON object, got {type(meta).__name__}")
     missing = [k for k in REQUIRED_FIELDS if k not in meta]
     if missing:
         raise ValueError(f"{path}: metadata field(s) {missing} missing")
-    unknown = sorted(set(meta) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
-    if unknown:
-        raise ValueError(f"{path}: unknown metadata field(s) {unknown}; known: "
-                         f"{sorted({**REQUIRED_FIELDS, **OPTIONAL_FIELDS})}")
     for name, kind in {**REQUIRED_FIELDS, **OPTIONAL_FIELDS}.items():
         if name in meta and (not isinstance(meta[name], kind) or isinstance(meta[name], bool)):
             raise ValueError(f"{path}: metadata field {name!r} must be of type "
@@ -220,8 +217,9 @@ def _check_state(prior: ProxPrior, state: dict[str, Tensor], path: str | Path) -
     for name, ref in expected.items():
         t = state[name]
         if t.shape != ref.shape or t.dtype != ref.dtype:
-            raise ValueError(f"{path}: tensor model.{name} is {t.dtype} {tuple(t.shape)}, the architecture needs "
-                             f"{ref.dtype} {tuple(ref.shape)}")
+            raise ValueError(f"{path}: weights do not match the stored {type(prior).__name__} config: tensor "
+                             f"model.{name} is {t.dtype} {tuple(t.shape)}, the architecture needs {ref.dtype} "
+                             f"{tuple(ref.shape)}")
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise ValueError(f"{path}: tensor model.{name} contains NaN or Inf values; the file is corrupted")
 

@@ -141,6 +141,26 @@ def test_huge_lam_warns_at_the_callers_line():
     assert any("ignores y" in n for n in res.notes)
 
 
+def test_data_on_another_scale_than_the_prior_is_named():
+    """0..255 data with a [0, 1] prior: a warning at the caller's line says to rescale."""
+    prior = tiny_lpn()
+    prior.data_range = (0.0, 1.0)
+    op = GaussianBlur((1, 16, 16), 1.0, noise_sigma=5.0)
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 16, 16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = pl.solve(op(255 * x), op, prior, max_iter=2)
+    hits = [w for w in caught if "another scale" in str(w.message)]
+    assert hits and hits[0].filename == __file__ and "y / 255" in str(hits[0].message)
+    assert any("another scale" in n for n in res.notes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pl.solve(GaussianBlur((1, 16, 16), 1.0, noise_sigma=0.02)(x), GaussianBlur((1, 16, 16), 1.0, noise_sigma=0.02),
+                 prior, max_iter=2)
+    assert not [w for w in caught if "another scale" in str(w.message)]
+
+
 def test_default_box_for_compressed_sensing_is_stated_and_can_be_turned_off():
     def op():  # a fresh operator each time: its CG data step warm-starts from its last solve
         return CompressedSensing((1, 16, 16), 0.25, noise_sigma=0.01)
@@ -239,7 +259,7 @@ def _set_tensor(name, value):
 @pytest.mark.parametrize("edit_meta,edit_tensors,field", [
     (_without_digest(lambda m: {k: v for k, v in m.items() if k != "config"}), None, "config"),
     (_without_digest(lambda m: {**m, "config": [1, 2]}), None, "config"),
-    (_without_digest(lambda m: {**m, "colour": "blue"}), None, "colour"),
+    (_without_digest(lambda m: {**m, "name": 3}), None, "name"),
     (_without_digest(lambda m: {**m, "config": {**m["config"], "widht": 3}}), None, "widht"),
     (_without_digest(lambda m: {**m, "config": {**m["config"], "depth": "two"}}), None, "depth"),
     (_without_digest(lambda m: {**m, "config": {**m["config"], "channels": [4.5, 6]}}), None, "channels"),

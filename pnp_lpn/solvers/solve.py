@@ -35,6 +35,7 @@ RANGE_FACTOR = 10.0  # without a known data range: iterates beyond this x the st
 RISE_RTOL = 1e-6  # objective rises below this x its scale are float rounding, not increases
 DRIFT_RTOL = 1e-3  # "diverging" also needs the objective this x its scale above its lowest value
 LAM_IGNORES_DATA = 1e3  # lam above this x ||A||^2 leaves the data almost no weight: warn
+SCALE_FRACTION = 0.5  # a start with more of its values outside the prior's trusted range: wrong scale
 AUTO = "auto"  # solve's default box: the operator's default_box (see _choose_box)
 
 
@@ -147,6 +148,22 @@ class RangeGuard:
             self.lo = -self.hi
         flat = z.flatten(1)
         return ((flat < self.lo) | (flat > self.hi)).any(1).cpu()
+
+    def check_scale(self, x0: Tensor, notes: list[str]) -> None:
+        """Warn (and note) when most of the start lies outside the trusted range of a prior with
+        a ``data_range``: the data are then on another scale than the prior's training images
+        (0..255, Hounsfield units, ...), and every iterate would be held at once."""
+        if not self.stops:
+            return
+        outside = float(((x0 < self.lo) | (x0 > self.hi)).float().mean())
+        if outside > SCALE_FRACTION:
+            lo, hi = self.data_range
+            msg = (f"solve: {outside:.0%} of the start x0 lies outside [{self.lo:.3g}, {self.hi:.3g}] (the prior's "
+                   f"training range [{lo:.3g}, {hi:.3g}] widened by half its width; x0 spans "
+                   f"[{float(x0.min()):.3g}, {float(x0.max()):.3g}]): y is probably on another scale than the "
+                   f"prior's images; rescale it to [{lo:.3g}, {hi:.3g}] (e.g. y / 255 for 8-bit data)")
+            warn_at_caller(msg)
+            notes.append(msg)
 
     def message(self, k: int, images: list[int], batch: int) -> str:
         """What to say when ``images`` (indices into a batch of ``batch``) left at iteration k;
@@ -465,6 +482,7 @@ def solve(
     if not has_reg:
         notes.append("prior has no regulariser: objective and regularizer are not monitored")
     guard = RangeGuard(getattr(prior, "data_range", None), x0)
+    guard.check_scale(x0, notes)
     res = _run(METHODS[method](operator, y, prior_step, tau, x0, box), operator, y, method, float(lam), has_reg,
                max_iter, tol, tol_objective, patience, callback, progress, notes, guard, box is not None)
     res.step = tau
