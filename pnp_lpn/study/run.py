@@ -203,12 +203,20 @@ def _run_batch(study: _Study, k: int, batch: list[Slice]) -> int:
     wall = (time.perf_counter() - t0) / len(good)
     scores = _scores(study, result.x, good, data if study.simulate else None)
     for i, s in enumerate(good):
-        row = {"slice": s.name, "status": "ok", "batch": k, "process": study.rank, "stop_reason": result.stop_reason,
-               "wall_time_s": wall,
-               "output": study.store.output_path(s.name).name, **_trace(result.per_sample, i), **scores[i]}
+        trace = _trace(result.per_sample, i)
+        row = {"slice": s.name, "status": "ok", "batch": k, "process": study.rank, "wall_time_s": wall,
+               "stop_reason": _stop_reason(result, trace["iterations"]), "output": study.store.output_path(s.name).name,
+               **trace, **scores[i]}
         x = result.x[i].detach().cpu().numpy().astype(np.float32)
         study.store.save(s.name, x[0] if x.shape[0] == 1 else x, row)
     return len(good)
+
+
+def _stop_reason(result, iterations: int) -> str:
+    """The slice's stop reason: the batch's, or 'ran off' for an image held before the batch stopped."""
+    if iterations < result.n_iter:
+        return f"ran off: held at iteration {iterations} (left the prior's training range)"
+    return result.stop_reason
 
 
 def _trace(per_sample: dict[str, torch.Tensor], i: int) -> dict:
