@@ -488,7 +488,7 @@ def solve(
     res.step = tau
     if isinstance(prior_step, ScaledProxStep):
         res.notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
-                         f"{prior_step.inner_iters} inner solver iterations in total{bound}")
+                         f"{prior_step.inner_iters} inner solver iterations in total")
     res.x = res.x.to(user_dtype)
     return res
 
