@@ -141,7 +141,7 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, str, int]:
     try:
         with Image.open(path) as im:
             im.load()
-            mode = im.mode
+            mode, frames = im.mode, getattr(im, "n_frames", 1)
             if mode in ("P", "PA"):
                 im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
             elif mode in ("CMYK", "YCbCr", "RGBX", "LAB", "HSV"):
@@ -156,26 +156,31 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, str, int]:
     if mode not in _MODE_BITS:
         raise ValueError(f"{path}: unsupported image mode {mode!r}")
     bits = _MODE_BITS[mode]
+    if frames > 1:
+        mode += f" (frame 1 of {frames})"
     if bits == 8 and _png_bit_depth(path) == 16:
         mode += ", 16-bit colour PNG read at 8-bit precision (Pillow's limit; save as 16-bit grey, TIFF or .npy)"
     return values, mode, bits
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, str, int]:
-    """TIFF pages through tifffile (keeps 16-bit colour, which Pillow reduces to 8 bits)."""
+    """The first page of a TIFF through tifffile (keeps 16-bit colour, which Pillow reduces to 8 bits)."""
     import tifffile
 
     try:
-        values = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            page, pages = tif.pages[0], len(tif.pages)
+            values = page.asarray()
+            planar = values.ndim == 3 and page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
     except Exception as e:  # tifffile raises many kinds of errors on corrupt files
         raise ValueError(f"{path}: not a readable TIFF ({type(e).__name__}: {e})") from None
-    if values.ndim == 3 and values.shape[0] in (1, 2, 3, 4) and values.shape[-1] not in (1, 2, 3, 4):
-        values = np.moveaxis(values, 0, -1)  # planar (C, H, W) storage
+    values = np.moveaxis(values, 0, -1) if planar else values
+    kind = "TIFF" if pages == 1 else f"TIFF (page 1 of {pages})"
     if values.dtype == bool:
-        return values, "TIFF", 1
+        return values, kind, 1
     if np.issubdtype(values.dtype, np.unsignedinteger):
-        return values, "TIFF", values.dtype.itemsize * 8
-    return values.astype(np.float32), f"TIFF {values.dtype} (values kept)", 32
+        return values, kind, values.dtype.itemsize * 8
+    return values.astype(np.float32), f"{kind} {values.dtype} (values kept)", 32
 
 
 def _png_bit_depth(path: Path) -> int | None:

@@ -59,6 +59,13 @@ def test_tiff_keeps_16_bit_colour_and_npy_npz_arrays(tmp_path):
     tifffile.imwrite(tmp_path / "c.tif", rgb16)
     np.testing.assert_allclose(read_input(tmp_path / "c.tif", color=True).data, rgb16.transpose(2, 0, 1) / 65535,
                                rtol=1e-6)
+    tifffile.imwrite(tmp_path / "planar.tif", rgb16.transpose(2, 0, 1), planarconfig="separate", photometric="rgb")
+    np.testing.assert_allclose(read_input(tmp_path / "planar.tif", color=True).data, rgb16.transpose(2, 0, 1) / 65535,
+                               rtol=1e-6)
+    tifffile.imwrite(tmp_path / "pages.tif", rgb16.transpose(2, 0, 1), photometric="minisblack")
+    pages = read_input(tmp_path / "pages.tif")  # three grey pages, not one colour image
+    assert "page 1 of 3" in pages.note and pages.data.shape == (5, 4)
+    np.testing.assert_allclose(pages.data, rgb16[..., 0] / 65535, rtol=1e-6)
     floats = RNG.standard_normal((3, 4)).astype(np.float64)
     np.save(tmp_path / "f.npy", floats)
     np.savez(tmp_path / "f.npz", x=floats)

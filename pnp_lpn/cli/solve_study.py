@@ -11,8 +11,9 @@ from .common import UsageError, note
 from .solve_setup import image_shape, make_operator, make_prior, measurement_problem, reads_images, solve_box
 
 
-def _first_readable(slices: list, args: argparse.Namespace) -> np.ndarray:
-    """The values of the first slice that can be read (its notes on stderr): they set the image size."""
+def _first_readable(slices: list, args: argparse.Namespace) -> tuple[str, np.ndarray]:
+    """The name and values of the first slice that can be read (its notes on stderr): they set the
+    image size."""
     from ..io import range_note
 
     problems = []
@@ -25,7 +26,7 @@ def _first_readable(slices: list, args: argparse.Namespace) -> np.ndarray:
         note("solve", f"{loaded.note} (first of {len(slices)} slices)")
         if reads_images(args) and (msg := range_note(loaded.data)):
             note("solve", f"{s.name}: {msg}")
-        return loaded.data
+        return s.name, loaded.data
     raise UsageError(f"none of the {len(slices)} inputs can be read; the first: {problems[0]}")
 
 
@@ -35,11 +36,13 @@ def run_study(args: argparse.Namespace, slice_ndim: int) -> int:
 
     inputs = args.input if len(args.input) > 1 else args.input[0]
     slices = list_slices(inputs, slice_ndim)
-    first = _first_readable(slices, args)
+    name, first = _first_readable(slices, args)
     size = image_shape(args, first) if reads_images(args) else (1, args.size, args.size)
     from .solve import read_mask
 
     mask = read_mask(args, size[1:])
+    if args.reference is not None and args.simulate:
+        raise UsageError("--reference with --simulate: the clean inputs are the reference already")
     if args.reference is not None and not os.path.exists(args.reference):
         raise UsageError(f"--reference {args.reference}: not found")
     from ..study import Denoising, solve_study, study_device
@@ -47,7 +50,7 @@ def run_study(args: argparse.Namespace, slice_ndim: int) -> int:
     device = study_device()
     op = Denoising(size, args.noise, device) if args.operator == "denoise" else make_operator(args, size, mask, device)
     if not args.simulate and (problem := measurement_problem(args, first.shape, op)):
-        raise UsageError(f"{slices[0].name}: {problem}")
+        raise UsageError(f"{name}: {problem}")
     result = solve_study(inputs, op, make_prior(args, device=device), args.out, batch_size=args.batch_size,
                          reference=args.reference, simulate=args.simulate, seed=args.seed,
                          progress=not args.quiet, method=args.method, lam=args.lam, max_iter=args.iters,

@@ -94,6 +94,8 @@ def solve_study(inputs: StudyInput, operator, prior, out_dir: str | Path, batch_
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if simulate and reference is not None:
+        raise ValueError("with simulate=True the clean inputs are the reference; pass no reference")
     if isinstance(inputs, (str, Path)) and Path(inputs).is_dir() and Path(inputs).resolve() == Path(out_dir).resolve():
         raise ValueError(f"the output folder {out_dir} is the input folder: its results would be read as inputs")
     where = launch()
