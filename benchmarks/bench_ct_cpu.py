@@ -9,8 +9,8 @@ threads); the speed-up of the matrix path over raw ASTRA; the matrix's non-zeros
 (R and R^T) and build time; its adjointness error and its difference to raw ASTRA.
 
 Usage: python benchmarks/bench_ct_cpu.py [--threads 2] [--sizes 256 512] [--batches 1 8]
-Timings interleave the contenders round by round and keep each one's best (least disturbed
-by other processes); read the ratios, which come from one run.
+Timings interleave the contenders round by round (blocks of calls) and keep each one's best
+(least disturbed by other processes); read the ratios, which come from one run.
 """
 
 from __future__ import annotations
@@ -29,20 +29,24 @@ import torch
 from bench_operators import save_results
 
 
-def interleaved_best_ms(fns: dict[str, Callable[[], object]], repeats: int, min_total_s: float = 1.0) -> dict:
-    """Best wall time (ms) of each fn, running all of them once per round, after a warm-up round.
+def interleaved_best_ms(fns: dict[str, Callable[[], object]], rounds: int, block_s: float = 0.3) -> dict:
+    """Best wall time (ms) of each fn over ``rounds`` rounds; a round runs each fn in turn, in a
+    block of consecutive calls (>= 2 calls and >= ``block_s`` seconds).
 
-    At least ``repeats`` rounds and at least ``min_total_s`` seconds per fn: a change of load
-    during the run affects every contender alike.
+    A change of load during the run affects every contender alike; blocks keep one
+    contender's after-effects (e.g. OpenMP threads spinning after a parallel product) out of
+    all but the first call of the next one.
     """
-    for fn in fns.values():
-        fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    while min(len(t) for t in times.values()) < repeats or min(sum(t) for t in times.values()) < min_total_s:
+    for _ in range(rounds):
         for name, fn in fns.items():
-            start = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - start)
+            block: list[float] = []
+            while len(block) < 2 or sum(block) < block_s:
+                start = time.perf_counter()
+                fn()
+                block.append(time.perf_counter() - start)
+            times[name] += block
     return {name: 1e3 * min(t) for name, t in times.items()}
 
 
@@ -93,7 +97,7 @@ def bench_size(size: int, n_angles: int, batches: list[int], repeats: int) -> di
 
 
 def to_markdown(results: dict) -> str:
-    lines = [f"# CT on the CPU ({results['machine']}, torch threads {results['threads']}, best of >= "
+    lines = [f"# CT on the CPU ({results['machine']}, torch threads {results['threads']}, best of "
              f"{results['repeats']} interleaved rounds, ms per call on the batch)", "",
              f"Command: `{results['command']}`", "",
              "| size | batch | raw ASTRA A | raw A^T | matrix A | matrix A^T | speed-up A | speed-up A^T "
