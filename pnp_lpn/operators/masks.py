@@ -110,7 +110,14 @@ class Inpainting(ForwardOperator):
     A^T y = m * y, A^T A = diag(m^2), so prox_l2 = (z + gamma m y) / (1 + gamma m^2) and
     ||A||^2 = max m^2. Without ``mask`` a 0/1 mask keeping round(ratio * H * W) pixels
     (all channels of a kept pixel) is drawn from ``torch.Generator().manual_seed(seed)``.
+
+    ``default_box`` (0, 1): nothing constrains the unobserved pixels but the prior, so
+    :func:`pnp_lpn.solve` keeps iterates in the image range unless told otherwise (128^2
+    ``camera``, noise 0.01, ``lpn-natural-gray``, 100 iterations: 25.3 / 21.3 dB with the box at
+    50% / 20% of the pixels, 23.8 / 8.7 dB and "ran off" without).
     """
+
+    default_box: tuple[float, float] | None = (0.0, 1.0)
 
     def __init__(
         self,

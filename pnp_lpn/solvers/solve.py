@@ -419,8 +419,8 @@ def solve(
         output, where F is known, and meets the box up to the primal residual ("box_violation" in
         the history is its RMS distance to the box). PGD clips each iterate after the prior; R is
         then unknown (NaN) at iterations where the clip moved an image. None or False: no box.
-        "auto" (default): the operator's ``default_box`` (compressed sensing: (0, 1); most
-        operators: none), stated in ``result.notes``.
+        "auto" (default): the operator's ``default_box`` (compressed sensing, inpainting:
+        (0, 1); the other operators: none), stated in ``result.notes``.
     :param denoiser_sigma: noise level passed to a generic denoiser; default noise_sigma sqrt(step)
         (noise_sigma / sqrt(lam) at the default step).
     :param tol_objective: also stop when the relative objective change is <= this (>= 0).
