@@ -212,11 +212,11 @@ def read_dicom(path: str | Path) -> Loaded:
 
 
 def range_note(data: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> str | None:
-    """A note when image values leave [lo, hi], the range the shipped priors were trained on."""
+    """A note when image values leave [lo, hi], the image range the priors and solvers expect."""
     vmin, vmax = float(np.min(data)), float(np.max(data))
     if vmin >= lo - 1e-6 and vmax <= hi + 1e-6:
         return None
-    return (f"values span [{vmin:.4g}, {vmax:.4g}], outside [{lo:g}, {hi:g}] where the prior was trained; "
+    return (f"values span [{vmin:.4g}, {vmax:.4g}], outside the image range [{lo:g}, {hi:g}] the priors expect; "
             f"rescale the image to [{lo:g}, {hi:g}] (e.g. (v - min) / (max - min)) unless this is intended")
 
 
