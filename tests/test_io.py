@@ -73,7 +73,7 @@ def test_tiff_keeps_16_bit_colour_and_npy_npz_arrays(tmp_path):
         np.testing.assert_allclose(read_input(tmp_path / name).data, floats, rtol=1e-6)
     np.save(tmp_path / "u.npy", GREY8.astype(np.uint16))
     np.testing.assert_allclose(read_input(tmp_path / "u.npy").data, GREY8 / 65535, rtol=1e-6)
-    assert "outside [0, 1]" in range_note(floats) and range_note(GREY8 / 255) is None
+    assert "outside the image range [0, 1]" in range_note(floats) and range_note(GREY8 / 255) is None
 
 
 def test_unreadable_inputs_say_what_is_wrong(tmp_path):
