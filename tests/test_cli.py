@@ -193,6 +193,7 @@ def test_solve_inpainting_reads_the_mask_file_and_16_bit_images(tmp_path, capsys
     err = capsys.readouterr().err
     assert "16-bit I;16" in err and "scaled by 1/65535" in err and f"mask keeps {mask.mean():.1%}" in err
     x = np.load(tmp_path / "out" / "x.npy")
+    assert json.loads((tmp_path / "out" / "history.json").read_text())["box"] == [0.0, 1.0]  # Inpainting.default_box
     assert np.abs(x - clean)[mask].mean() < 0.02  # observed pixels: close to the data
     assert np.abs(x - clean)[~mask].mean() < 0.6 * np.abs(clean)[~mask].mean()  # missing ones: filled, not 0
     np.save(tmp_path / "small.npy", np.ones((8, 8), np.float32))

@@ -73,8 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--box", type=_box, default="auto",
                    help="LO,HI: solve under the constraint LO <= x <= HI (ADMM: a box block, the result meets it "
                         "up to the history's box_violation; PGD: each iterate clipped); --box=-0.1,1 for a negative "
-                        "LO; 'none': no box (default: 0,1 for ct and cs, as in the benchmark tasks, none otherwise). "
-                        "Without a box a solve whose iterates leave the prior's training range stops as 'ran off'")
+                        "LO; 'none': no box (default: 0,1 for ct, cs and inpainting, as in the benchmark tasks, "
+                        "none for blur). Without a box a solve whose iterates leave the prior's training range "
+                        "stops as 'ran off'")
     p.add_argument("--iters", type=positive_int, default=50)
     p.add_argument("--tol", type=nonnegative_float, default=1e-5)
     p.add_argument("--out", default="solve_out", help="output folder")
@@ -157,7 +158,7 @@ def _run_single(args: argparse.Namespace) -> int:
         y = simulate_measurements(op, x_true, [args.seed])
     else:
         y = torch.from_numpy(data).reshape(1, *op.meas_shape)
-    box = solve_box(args)
+    box = solve_box(args, op)
     from ..solvers import solve
 
     result = solve(y, op, make_prior(args), method=args.method, lam=args.lam, max_iter=args.iters, tol=args.tol,

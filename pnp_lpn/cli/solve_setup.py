@@ -116,8 +116,10 @@ def make_prior(args: argparse.Namespace, device: str = "cpu"):
     return OpponentColorPrior(prior) if args.color and prior.in_channels == 1 else prior
 
 
-def solve_box(args: argparse.Namespace) -> tuple[float, float] | None:
-    """--box: 'auto' is [0, 1] for ct and cs (as in the benchmark tasks), none otherwise."""
-    if args.box == "auto":
-        return (0.0, 1.0) if args.operator in ("ct", "cs") else None
-    return args.box
+def solve_box(args: argparse.Namespace, operator) -> tuple[float, float] | None:
+    """--box: 'auto' is the operator's ``default_box`` ((0, 1) for cs and inpainting), and [0, 1]
+    for ct (as in the benchmark tasks); none for blur."""
+    if args.box != "auto":
+        return args.box
+    box = getattr(operator, "default_box", None)
+    return (0.0, 1.0) if box is None and args.operator == "ct" else box
