@@ -111,8 +111,9 @@ def to_markdown(results: dict) -> str:
               "vs raw |", "|---|---|---|---|---|---|---|"]
     for f in results["sizes"]:
         diff = max(r["rel_diff_A_vs_raw"] for r in f["rows"])
-        lines.append(f"| {f['size']}^2 | {f['n_angles']} | {f['nnz'] / 1e6:.1f} M | {f['matrix_bytes'] / 2**20:.0f} MiB "
-                     f"| {f['build_s']:.1f} s | {f['adjoint_error']:.1e} | {diff:.1e} |")
+        lines.append(f"| {f['size']}^2 | {f['n_angles']} | {f['nnz'] / 1e6:.1f} M "
+                     f"| {f['matrix_bytes'] / 2**20:.0f} MiB | {f['build_s']:.1f} s | {f['adjoint_error']:.1e} "
+                     f"| {diff:.1e} |")
     return "\n".join(lines) + "\n"
 
 

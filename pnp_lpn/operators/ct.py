@@ -196,9 +196,9 @@ class _SparseProjector:
     def _to_torch(m: scipy.sparse.csr_matrix, device: torch.device, index: type) -> Tensor:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-            return torch.sparse_csr_tensor(torch.from_numpy(m.indptr.astype(index)),
-                                           torch.from_numpy(m.indices.astype(index)), torch.from_numpy(m.data),
-                                           m.shape, check_invariants=False).to(device)
+            crow, col = (torch.from_numpy(a.astype(index, copy=False)) for a in (m.indptr, m.indices))
+            return torch.sparse_csr_tensor(crow, col, torch.from_numpy(m.data), m.shape,
+                                           check_invariants=False).to(device)
 
     def __reduce__(self):
         return type(self), self._args
