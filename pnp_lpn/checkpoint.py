@@ -31,10 +31,11 @@ from ._version import __version__
 from .priors.aelpn import AELPN
 from .priors.base import ProxPrior
 from .priors.lpn import LPN
+from .priors.ridge import RidgePrior
 
 FORMAT = "pnp_lpn-prior"
 FORMAT_VERSION = 1
-ARCHITECTURES: dict[str, type[ProxPrior]] = {"LPN": LPN, "AELPN": AELPN}
+ARCHITECTURES: dict[str, type[ProxPrior]] = {"LPN": LPN, "AELPN": AELPN, "RidgePrior": RidgePrior}
 # Arguments added with a non-neutral default: the value that reproduces files written before.
 LEGACY_CONFIG: dict[str, dict] = {"LPN": {"quadratic_kernel": 0}}
 # The metadata fields and their JSON types; required ones first.

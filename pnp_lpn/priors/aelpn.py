@@ -55,6 +55,8 @@ class AELPN(ProxPrior):
         in relu's flat zero region (dead units: no gradient), and the prior starts at f = identity.
     """
 
+    range_limited = False  # equivariant to every a x + c: no range is special
+
     def __init__(
         self,
         in_channels: int = 1,

@@ -29,14 +29,18 @@ from .inversion import invert_gradient
 @dataclass
 class ScaledProx:
     """prox_{tR}(v) from :meth:`ProxPrior.scaled_prox_with_regularizer`: ``z`` (same shape as v),
-    ``reg`` = R(z) (B,), the point ``w`` with z = f(w), the RMS residual (B,) of
-    (1 - t) f(w) + t w = v, and the number of solver iterations ``n_iter``."""
+    ``reg`` = R(z) (B,), ``w`` the warm start of a next solve (an LPN's point w with z = f(w);
+    a ridge prior's z), the RMS residual (B,) of the solved equation ((1 - t) f(w) + t w = v;
+    for a ridge prior grad E(z) = 0), the number of solver iterations ``n_iter``, and where the
+    problem's strong convexity is known the certified RMS distance (B,) of z to the exact prox
+    ``error_bound`` (None otherwise)."""
 
     z: Tensor
     reg: Tensor
     w: Tensor
     residual: Tensor
     n_iter: int
+    error_bound: Tensor | None = None
 
 
 @dataclass
@@ -65,6 +69,13 @@ class ProxPrior(Denoiser):
     iterate leaves it by more than half its width.
     """
 
+    #: forward(x, sigma) and denoise use sigma: one model for every noise level
+    conditional: bool = False
+    #: R is learned only near the training range ``data_range`` (solve's run-off guard)
+    range_limited: bool = True
+    #: the prox is computed by an iterative solve (warm starts pay off)
+    inner_solve: bool = False
+
     def __init__(self, in_channels: int, sigma_train: float | None = None):
         super().__init__()
         if int(in_channels) != in_channels or in_channels < 1:
@@ -81,6 +92,11 @@ class ProxPrior(Denoiser):
     def config(self) -> dict:
         """Constructor arguments (JSON-serialisable), stored in checkpoints."""
         raise NotImplementedError
+
+    def max_prox_weight(self) -> float:
+        """Largest t for which :meth:`scaled_prox_with_regularizer` gives the prox of t R (1 here:
+        the network is the prox of R and smaller weights are solved for)."""
+        return 1.0
 
     # ----- public API ----------------------------------------------------------------
     def potential(self, x: Tensor) -> Tensor:

@@ -75,7 +75,7 @@ def invert_gradient(
     z, psi = grad_and_value(v)
     phi, g = psi - _dot(x, v), z - x
     pairs: list[tuple[Tensor, Tensor, Tensor]] = []
-    scale = torch.ones_like(phi)
+    scale = torch.ones(phi.shape, dtype=v.dtype, device=v.device)
     stalled = torch.zeros_like(phi, dtype=torch.bool)  # line search failed: at the float floor
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -88,7 +88,7 @@ def invert_gradient(
         bad = slope >= 0  # not a descent direction: fall back to steepest descent
         d = torch.where(_bcast(bad, d), -g * _bcast(active.to(g.dtype), g), d)
         slope = torch.where(bad, -_dot(g, g) * active, slope)
-        step = active.to(phi.dtype)  # unit step first: with H = I it is v + (x - f(v))
+        step = active.to(v.dtype)  # unit step first: with H = I it is v + (x - f(v))
         accepted = ~active
         v_new, z_new, psi_new, phi_new = v, z, psi, phi
         for _ in range(max_backtracks):

@@ -93,7 +93,8 @@ def operator_norm_sq(physics, x_like: Tensor, n_iter: int = 50) -> float:
 
 
 class ScaledProxStep:
-    """v -> (prox_{tR}(v), R) of an exact-prox prior for 0 < t < 1, each solve warm-started
+    """v -> (prox_{tR}(v), R) of an exact-prox prior for 0 < t < max_prox_weight (t < 1 for an
+    LPN; any t for the solved prox of a ridge prior), each solve warm-started
     at the previous one's w; ``inner_iters`` counts the solver iterations.
 
     The warm start already solves the new problem up to ||v - v_prev||, so the inner
@@ -105,6 +106,7 @@ class ScaledProxStep:
 
     def __init__(self, prior: ProxPrior, t: float):
         self.prior, self.t, self.w, self.v, self.inner_iters = prior, t, None, None, 0
+        self.error_bound = 0.0  # largest certified RMS distance of a step's output to the exact prox
 
     def __call__(self, v: Tensor) -> tuple[Tensor, Tensor]:
         floor = 10 * torch.finfo(v.dtype).eps * float(rms(v).max())
@@ -112,6 +114,8 @@ class ScaledProxStep:
         change = 0.1 * float(moved[moved > 0].min()) if bool((moved > 0).any()) else 1e-4
         res = self.prior.scaled_prox_with_regularizer(v, self.t, w0=self.w, tol=max(min(change, 1e-4), floor))
         self.w, self.v, self.inner_iters = res.w, v, self.inner_iters + res.n_iter
+        if res.error_bound is not None:
+            self.error_bound = max(self.error_bound, float(res.error_bound.max()))
         return res.z, res.reg
 
 
@@ -238,7 +242,8 @@ def _prior_step(prior, sigma_d: float | None, t: float) -> tuple[PriorStep, bool
     """(v -> (z, R(z) or None), whether R is available); t = tau lam is the weight of R in
     the prox of an exact-prox prior (generic denoisers get it through sigma_d)."""
     if isinstance(prior, ProxPrior):
-        return (prior.prox_with_regularizer if t == 1.0 else ScaledProxStep(prior, t)), True
+        plain = t == 1.0 and not prior.inner_solve  # a solved prox gains from warm starts
+        return (prior.prox_with_regularizer if plain else ScaledProxStep(prior, t)), True
     if isinstance(prior, torch.nn.Module) and hasattr(prior, "forward"):
         param = next(prior.parameters(), None)
 
@@ -465,9 +470,10 @@ def solve(
         _warn_large_lam(float(lam), operator, x_adj, notes)
     tau = 1.0 / lam if step is None else float(step)
     exact = isinstance(prior, ProxPrior)
-    if exact and tau * lam > 1 + 1e-9:
-        raise ValueError(f"step={tau:.4g} needs the prox of t R with t = step * lam = {tau * lam:.4g} > 1, which an "
-                         f"exact-prox prior does not provide; use step <= 1/lam = {1 / lam:.4g}")
+    t_max = prior.max_prox_weight() if exact else math.inf
+    if tau * lam > t_max * (1 + 1e-9):
+        raise ValueError(f"step={tau:.4g} needs the prox of t R with t = step * lam = {tau * lam:.4g} > {t_max:.4g}, "
+                         f"which this prior does not provide; use step <= {t_max:.4g}/lam = {t_max / lam:.4g}")
     if method == "pgd" and exact:
         norm_sq = operator_norm_sq(operator, x_adj)
         if tau * norm_sq > 1 + 1e-3:  # the power-iteration estimate is not exact
@@ -487,8 +493,10 @@ def solve(
                max_iter, tol, tol_objective, patience, callback, progress, notes, guard, box is not None)
     res.step = tau
     if isinstance(prior_step, ScaledProxStep):
+        bound = (f", each within {prior_step.error_bound:.2g} (RMS, certified) of the exact prox"
+                 if prior.inner_solve else "")
         res.notes.append(f"prior step: prox of t R with t = step * lam = {prior_step.t:.4g}, "
-                         f"{prior_step.inner_iters} inner solver iterations in total")
+                         f"{prior_step.inner_iters} inner solver iterations in total{bound}")
     res.x = res.x.to(user_dtype)
     return res
 

@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 
 from ..metrics import psnr
 from ..checkpoint import load_tensors, read_metadata, save_prior, stored_config
-from ..priors.aelpn import AELPN
 from ..priors.base import ProxPrior
 from .datasets import PatchSampler, make_sampler
 from .losses import gamma_for, l1_loss, l2_loss, proximal_matching_loss
@@ -126,7 +125,7 @@ def validation_psnr(prior: ProxPrior, images: list[Tensor], sigma: float, seed: 
     for im in images:
         x = im[None].to(next(prior.parameters()).device)
         y = x + sigma * torch.randn(x.shape, generator=g).to(x.device)
-        scores.append(float(psnr(prior(y), x)))
+        scores.append(float(psnr(prior(y, sigma), x)))
     prior.train(was_training)
     return sum(scores) / len(scores)
 
@@ -215,9 +214,9 @@ def train(
         raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
     if prior.sigma_train is None:  # the prior records the level it was trained at (solve's default lam)
         prior.sigma_train = cfg.sigma
-    if prior.data_range is None and not isinstance(prior, AELPN):
-        # the range of its clean targets (solve's run-off guard); an AE-LPN gets none: it commutes
-        # with every a x + c, so no range is special to it
+    if prior.data_range is None and prior.range_limited:
+        # the range of its clean targets (solve's run-off guard); an AE-LPN gets none (it commutes
+        # with every a x + c, so no range is special to it), nor does an explicit R
         prior.data_range = cfg.target_range(*data.value_range())
     rank, world = _rank_world()
     device = next(prior.parameters()).device
@@ -249,12 +248,14 @@ def train(
         for step in bar:
             g = torch.Generator().manual_seed(cfg.seed * 1_000_000_007 + step * 1009 + rank)
             x = cfg.intensity_transform(data.sample(cfg.batch_size, g), g)
-            y = x + cfg.noise_levels(x.shape[0], g) * torch.randn(x.shape, generator=g)
+            levels = cfg.noise_levels(x.shape[0], g)
+            y = x + levels * torch.randn(x.shape, generator=g)
             x, y = x.to(device), y.to(device)
             kind, lr, gamma = cfg.phase(step, sample_shape)
             for group in opt.param_groups:
                 group["lr"] = lr
-            x_hat = prior.prox(y, create_graph=True)
+            # a noise-conditional prior (one model for every sigma) denoises at each sample's level
+            x_hat = prior.denoise(y, levels.flatten().to(device)) if prior.conditional else prior.prox(y, True)
             per_sample = proximal_matching_loss(x_hat, x, gamma) if kind == "pm" else WARMUP_LOSSES[kind](x_hat, x)
             loss = per_sample.mean()
             opt.zero_grad(set_to_none=False)

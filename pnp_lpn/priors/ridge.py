@@ -1,0 +1,285 @@
+"""Learned (weakly) convex ridge regularisers: explicit R, exact prox by an inner solve.
+
+    R_sigma(x) = lam(sigma) sum_i sum_p phi_i(mu(sigma) (W x)_ip) / mu(sigma)^2
+
+with W a multi-scale filter bank, ||W|| <= 1 (:mod:`.filters`), and learned profiles phi_i
+with phi_i'' >= -rho (:mod:`.spline`): rho = 0 gives a convex R ("CRR"), rho = 1 a weakly
+convex one ("WCRR", lam(sigma) < 1 / rho). lam and mu depend on the noise level through
+log lam, log mu quadratic in l = log(sigma / sigma_ref) (for rho > 0, lam = sigmoid(.) / rho),
+so one model denoises every sigma:
+
+    D_sigma(y) = argmin_x E(x) = 1/2 ||x - y||^2 + R_sigma(x).
+
+E is m-strongly convex with m = 1 - lam rho ||W||^2 >= 1 - lam rho and has
+grad E = x - y + (lam / mu) W^T phi'(mu W x) and Hessian I + lam W^T diag(phi''(mu W x)) W, so
+the minimiser is unique and, for any x, ||x - D_sigma(y)|| <= ||grad E(x)|| / m: the inner
+solver (batched L-BFGS, warm-startable) reports that certified distance.
+
+As an exact-prox prior (:class:`~.base.ProxPrior`) the prior's R is R at ``sigma_train``
+(sigma_ref) and its prox f = prox_R = D_{sigma_ref}; its potential is
+psi(v) = 1/2 ||v||^2 - min_x (1/2 ||x - v||^2 + R(x)) (the Moreau envelope identity), so the
+generic formula R(f(v)) = <v, f(v)> - 1/2 ||f(v)||^2 - psi(v) holds. R itself is explicit
+(:meth:`RidgePrior.regularizer` needs no inversion) and the prox of t R exists for every
+t < 1 / (lam(sigma_ref) rho) (every t > 0 for rho = 0).
+
+Gradients through a solve (training, or an input that requires grad) use implicit
+differentiation: the output z* - grad E(z*) equals z* and its backward multiplies the incoming
+gradient by the inverse Hessian (conjugate gradients), which is d z* / d(theta, y).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_positive
+from .base import ProxPrior, RegularizerResult, ScaledProx
+from .filters import FilterBank
+from .inversion import invert_gradient, rms
+from .spline import SplineProfiles
+
+
+#: default certified RMS distance of the inner solve to the exact minimiser in training mode (the
+#: implicit gradient needs no more); in eval mode ``RidgePrior.inner_tol`` (1e-5)
+TRAIN_TOL = 1e-4
+
+
+@dataclass
+class RidgeParts:
+    """The regulariser's parameters for one solve: normalised kernels, per-sample weight
+    w = t lam (B,) and scale mu (B,), and the strong-convexity modulus m (B,) of E."""
+
+    kernels: list[list[Tensor]]
+    weight: Tensor
+    mu: Tensor
+    modulus: Tensor
+
+
+class RidgePrior(ProxPrior):
+    """Learned ridge regulariser (module docstring); ``rho=0`` convex (CRR), ``rho=1`` weakly
+    convex (WCRR).
+
+    :param in_channels: image channels C.
+    :param channels: filter chain channels, the last is the number of filters per scale.
+    :param kernel: kernel size of each chain layer.
+    :param scales: pooling factors of the filter bank.
+    :param knots: grid points of each profile's derivative.
+    :param span: half-width of the profile grid (in units of mu W x).
+    :param rho: curvature bound of the profiles (phi'' >= -rho).
+    :param sigma_train: sigma_ref, the level whose regulariser is the prior's R (solve's default lam).
+    """
+
+    conditional = True
+    range_limited = False  # R is explicit everywhere
+    inner_solve = True
+
+    def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (4, 8, 32), kernel: int = 5,
+                 scales: tuple[int, ...] = (1, 2), knots: int = 41, span: float = 4.0, rho: float = 0.0,
+                 sigma_train: float | None = 0.1):
+        super().__init__(in_channels, sigma_train)
+        self.bank = FilterBank(in_channels, channels, kernel, scales)
+        self.profiles = SplineProfiles(self.bank.n_filters, knots, span, rho, init_slope=20.0)
+        self.rho = float(rho)
+        # log lam (or logit of rho lam) and log mu as quadratics in l = log(sigma / sigma_ref)
+        self.lam_coef = nn.Parameter(torch.tensor([0.0 if rho > 0 else 1.5, 0.0, 0.0]))
+        self.mu_coef = nn.Parameter(torch.tensor([math.log(40.0), -1.0, 0.0]))
+        self._config = dict(in_channels=in_channels, channels=list(channels), kernel=kernel, scales=list(scales),
+                            knots=knots, span=span, rho=rho, sigma_train=sigma_train)
+        self.inner_tol, self.inner_max_iter = 1e-5, 500
+
+    def config(self) -> dict:
+        """Constructor arguments."""
+        return dict(self._config, sigma_train=self.sigma_train)
+
+    # ----- the noise-level functions ------------------------------------------------
+    def _reference(self) -> float:
+        if self.sigma_train is None:
+            raise ValueError("this ridge prior has no sigma_train (its reference noise level)")
+        return float(self.sigma_train)
+
+    def lam_mu(self, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """(lam(sigma), mu(sigma)) for a (B,) tensor of noise levels."""
+        ell = torch.log(sigma / self._reference())
+        powers = torch.stack([torch.ones_like(ell), ell, ell * ell], -1)
+        p, q = powers @ self.lam_coef, powers @ self.mu_coef
+        lam = torch.sigmoid(p) / self.rho if self.rho > 0 else torch.exp(p)
+        return lam, torch.exp(q)
+
+    def max_prox_weight(self) -> float:
+        """Largest t for which the prox of t R is defined (m > 0): 1 / (lam(sigma_ref) rho)."""
+        if self.rho == 0:
+            return math.inf
+        lam, _ = self.lam_mu(self.lam_coef.new_tensor([self._reference()]))
+        return float(1.0 / (lam * self.rho))
+
+    def parts(self, batch: int, sigma: float | Tensor | None = None, t: float = 1.0,
+              graph: bool | None = None) -> RidgeParts:
+        """The regulariser of ``t R_sigma`` (``sigma`` None: sigma_ref) for a batch of ``batch``;
+        differentiable in the parameters when ``graph`` (default: in training mode under grad mode)."""
+        if graph is None:
+            graph = self.training and torch.is_grad_enabled()
+        with torch.set_grad_enabled(graph):
+            return self._parts(batch, sigma, t)
+
+    def _parts(self, batch: int, sigma: float | Tensor | None, t: float) -> RidgeParts:
+        ref = self.lam_coef.new_tensor(self._reference())
+        s = ref.expand(batch) if sigma is None else torch.as_tensor(sigma, dtype=ref.dtype, device=ref.device)
+        s = s.reshape(-1).expand(batch) if s.numel() in (1, batch) else None
+        if s is None:
+            raise ValueError(f"sigma must be a number or a ({batch},) tensor, got shape {tuple(torch.as_tensor(sigma).shape)}")
+        if not bool((s > 0).all()):
+            raise ValueError("the noise level sigma must be > 0")
+        lam, mu = self.lam_mu(s)
+        weight = t * lam
+        modulus = 1.0 - weight * self.rho
+        if not bool((modulus > 0).all()):
+            raise ValueError(f"t R is not weakly convex enough for a unique prox at t={t:g} (needs t < "
+                             f"{self.max_prox_weight():.4g})")
+        return RidgeParts(self.bank.kernels(), weight, mu, modulus)
+
+    # ----- energy -------------------------------------------------------------------
+    def _responses(self, parts: RidgeParts, x: Tensor) -> list[Tensor]:
+        mu = parts.mu.view(-1, 1, 1, 1)
+        return [mu * r for r in self.bank.apply(parts.kernels, x)]
+
+    def _profile(self, u: list[Tensor], order: tuple[int, ...]) -> list[dict[int, Tensor]]:
+        """phi^(d) of each scale's responses; scale i uses profiles i F .. (i + 1) F - 1."""
+        f = self.bank.channels[-1]
+        return [self.profiles.evaluate(r, order, first=i * f) for i, r in enumerate(u)]
+
+    def energy_terms(self, parts: RidgeParts, x: Tensor, value: bool = True) -> tuple[Tensor, Tensor | None]:
+        """(grad R, R) of the weighted regulariser at x: (B, C, H, W) and (B,) float64 (None unless
+        ``value``)."""
+        u = self._responses(parts, x)
+        evals = self._profile(u, (0, 1) if value else (1,))
+        w, mu = parts.weight.view(-1, 1, 1, 1), parts.mu.view(-1, 1, 1, 1)
+        grad = self.bank.adjoint(parts.kernels, [e[1] for e in evals], x.shape[-2:]) * (w / mu)
+        reg = None
+        if value:
+            total = sum(e[0].flatten(1).sum(1, dtype=torch.float64) for e in evals)
+            reg = total * (parts.weight / parts.mu**2).to(torch.float64)
+        return grad, reg
+
+    def hessian_vector(self, parts: RidgeParts, x: Tensor, v: Tensor) -> Tensor:
+        """(I + w W^T diag(phi''(mu W x)) W) v, the Hessian of E at x applied to v."""
+        u = self._responses(parts, x)
+        evals = self._profile(u, (2,))
+        wv = self.bank.apply(parts.kernels, v)
+        inner = [e[2] * r for e, r in zip(evals, wv)]
+        return v + self.bank.adjoint(parts.kernels, inner, x.shape[-2:]) * parts.weight.view(-1, 1, 1, 1)
+
+    # ----- the inner solve ------------------------------------------------------------
+    def solve_denoising(self, y: Tensor, parts: RidgeParts, x0: Tensor | None = None, tol: float | None = None,
+                        max_iter: int | None = None) -> ScaledProx:
+        """argmin_x 1/2 ||x - y||^2 + R(x) for the weighted R of ``parts``, with gradients by
+        implicit differentiation when y or the parameters need them (module docstring).
+
+        Returns z, R(z) (B,), ``w`` = z (the warm start of a next solve), the RMS gradient
+        norm of E at z (``residual``), the certified RMS distance to the exact minimiser
+        ``error_bound`` = residual / m, and the L-BFGS iteration count.
+        """
+        tol = (TRAIN_TOL if self.training else self.inner_tol) if tol is None else tol
+        max_iter = self.inner_max_iter if max_iter is None else max_iter
+        frozen = RidgeParts([[k.detach() for k in c] for c in parts.kernels], parts.weight.detach(),
+                            parts.mu.detach(), parts.modulus.detach())
+        yd = y.detach()
+
+        def grad_and_value(x: Tensor) -> tuple[Tensor, Tensor]:  # E(x) in float64: its decrease is tiny
+            g, reg = self.energy_terms(frozen, x)
+            return x - yd + g, 0.5 * (x - yd).flatten(1).pow(2).sum(1, dtype=torch.float64) + reg
+
+        with torch.no_grad():  # E = psi - <0, x> with psi = 1/2 ||x - y||^2 + R: the residual is grad E
+            inv = invert_gradient(grad_and_value, torch.zeros_like(yd), tol * frozen.modulus.min().item(),
+                                  max_iter, v0=yd if x0 is None else x0)
+        z = inv.v
+        needs_graph = torch.is_grad_enabled() and (y.requires_grad or self.training)
+        if needs_graph:
+            z = self._implicit_output(z, y, parts, frozen)
+        with torch.set_grad_enabled(needs_graph):
+            _, reg = self.energy_terms(parts if needs_graph else frozen, z)
+        return ScaledProx(z, reg.to(y.dtype), inv.v, inv.residual, inv.n_iter,
+                          error_bound=inv.residual / frozen.modulus)
+
+    def _implicit_output(self, z_star: Tensor, y: Tensor, parts: RidgeParts, frozen: RidgeParts) -> Tensor:
+        """z* - grad E(z*; theta, y): equal to z* in value, its backward applies H^{-1} (CG)."""
+        with torch.enable_grad():
+            g, _ = self.energy_terms(parts, z_star, value=False)
+            out = z_star - (z_star - y + g)
+
+        def inverse_hessian(grad: Tensor) -> Tensor:
+            with torch.no_grad():
+                return conjugate_gradient(lambda v: self.hessian_vector(frozen, z_star, v), grad, tol=1e-4)
+
+        out.register_hook(inverse_hessian)
+        return out
+
+    # ----- ProxPrior interface ----------------------------------------------------------
+    def _prox_and_potential(self, x: Tensor, create_graph: bool | None) -> tuple[Tensor, Tensor]:
+        """(prox_R(x), psi(x)) with psi(x) = 1/2 ||x||^2 - 1/2 ||z - x||^2 - R(z), z = prox_R(x)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() if create_graph is None else bool(create_graph)):
+            res = self.solve_denoising(x, self.parts(x.shape[0]))
+        psi = 0.5 * x.flatten(1).pow(2).sum(1) - 0.5 * (res.z - x).flatten(1).pow(2).sum(1) - res.reg
+        return res.z, psi
+
+    def _potential(self, x: Tensor) -> Tensor:
+        return self._prox_and_potential(x, False)[1]
+
+    def prox_with_regularizer(self, v: Tensor) -> tuple[Tensor, Tensor]:
+        """(z, R(z)) with z = prox_R(v); R evaluated explicitly."""
+        res = self.solve_denoising(self._check(v), self.parts(v.shape[0]))
+        return res.z, res.reg
+
+    def regularizer(self, x: Tensor, tol: float = 1e-4, max_iter: int = 500,
+                    return_result: bool = False) -> Tensor | RegularizerResult:
+        """R(x), explicit (no inversion; ``tol`` and ``max_iter`` are unused). The preimage
+        of x under the prox is v = x + grad R(x) (exact: the prox's optimality condition)."""
+        x = self._check(x)
+        grad, value = self.energy_terms(self.parts(x.shape[0]), x)
+        value = value.to(x.dtype)
+        if return_result:
+            return RegularizerResult(value, x + grad, torch.zeros_like(value), 0)
+        return value
+
+    def scaled_prox_with_regularizer(self, v: Tensor, t: float, w0: Tensor | None = None, tol: float = 1e-4,
+                                     max_iter: int = 500) -> ScaledProx:
+        """prox_{tR}(v) for 0 < t < :meth:`max_prox_weight`, warm-started at ``w0`` (a previous
+        result's ``w``); ``tol`` bounds the certified RMS distance to the exact prox."""
+        v = self._check(v)
+        t = check_positive(t, "the prox weight t")
+        return self.solve_denoising(v, self.parts(v.shape[0], t=t), x0=w0, tol=tol, max_iter=max_iter)
+
+    def denoise(self, y: Tensor, sigma: float | Tensor, tol: float = 1e-5) -> Tensor:
+        """D_sigma(y), the learned denoiser at noise level sigma (a number or a (B,) tensor):
+        the exact prox of R_sigma (module docstring), one inner solve at any sigma."""
+        y = self._check(y)
+        return self.solve_denoising(y, self.parts(y.shape[0], sigma), tol=tol).z
+
+    def forward(self, x: Tensor, sigma: float | Tensor | None = None, **kwargs) -> Tensor:
+        """D_sigma(x) when ``sigma`` is given (deepinv's denoiser call), else prox_R(x)."""
+        return self.prox(x) if sigma is None else self.denoise(x, sigma)
+
+    def project_weights(self) -> None:
+        """Nothing to restore: the constraints hold for every parameter value."""
+
+
+def conjugate_gradient(apply: "callable", b: Tensor, tol: float = 1e-6, max_iter: int = 200) -> Tensor:
+    """Solve A u = b per image for a symmetric positive definite A (``apply``), batched CG,
+    stopping when every image's ||A u - b|| <= tol ||b||."""
+    u = torch.zeros_like(b)
+    r, p = b.clone(), b.clone()
+    rr = r.flatten(1).pow(2).sum(1)
+    target = tol**2 * rr
+    for _ in range(max_iter):
+        if bool((rr <= target).all()):
+            break
+        ap = apply(p)
+        alpha = rr / (p * ap).flatten(1).sum(1).clamp_min(1e-30)
+        u = u + alpha.view(-1, 1, 1, 1) * p
+        r = r - alpha.view(-1, 1, 1, 1) * ap
+        rr_new = r.flatten(1).pow(2).sum(1)
+        p = r + (rr_new / rr.clamp_min(1e-30)).view(-1, 1, 1, 1) * p
+        rr = rr_new
+    return u

@@ -1,0 +1,202 @@
+"""Ridge priors (CRR / WCRR): filter bank, profiles, certified prox, implicit gradients."""
+
+import math
+
+import pytest
+import torch
+
+import pnp_lpn as pl
+from pnp_lpn.checkpoint import load_prior, save_prior
+from pnp_lpn.priors.filters import FilterBank
+from pnp_lpn.priors.ridge import RidgePrior, conjugate_gradient
+from pnp_lpn.priors.spline import SplineProfiles
+
+
+def _prior(rho: float, seed: int = 0) -> RidgePrior:
+    """A small ridge prior with random (not initial) profiles, in float64."""
+    torch.manual_seed(seed)
+    p = RidgePrior(channels=(3, 6), kernel=3, scales=(1, 2), knots=21, span=3.0, rho=rho).double().eval()
+    with torch.no_grad():
+        p.profiles.raw_slopes.add_(0.05 * torch.randn_like(p.profiles.raw_slopes))
+        p.mu_coef[0] = math.log(5.0)
+    return p
+
+
+def test_filter_bank_adjoint_and_certified_norm():
+    torch.manual_seed(1)
+    bank = FilterBank(1, (3, 5), 3, (1, 2)).double()
+    k = [[t.detach() for t in chain] for chain in bank.kernels()]
+    x = torch.randn(2, 1, 23, 19, dtype=torch.float64)
+    wx = bank.apply(k, x)
+    g = [torch.randn_like(r) for r in wx]
+    lhs = sum((a * b).sum() for a, b in zip(wx, g))
+    rhs = (x * bank.adjoint(k, g, x.shape[-2:])).sum()
+    assert torch.allclose(lhs, rhs, rtol=1e-12)
+    v = torch.randn(1, 1, 32, 32, dtype=torch.float64)  # power iteration on W^T W
+    for _ in range(100):
+        v = bank.adjoint(k, bank.apply(k, v), v.shape[-2:])
+        norm_sq = float(v.norm())
+        v = v / norm_sq
+    assert float(norm_sq) <= 1.0
+    assert float(norm_sq) > 0.2  # the bound is not vacuous
+
+
+def test_spline_profile_is_the_integral_of_its_derivative():
+    torch.manual_seed(2)
+    prof = SplineProfiles(3, knots=11, span=2.0, rho=1.0).double()
+    with torch.no_grad():
+        prof.raw_slopes.copy_(torch.randn_like(prof.raw_slopes))
+    u = torch.linspace(-3, 3, 601, dtype=torch.float64).repeat(1, 3, 1)
+    out = prof.evaluate(u, (0, 1, 2))
+    assert float(prof.slopes().min()) >= -1.0
+    eps = 1e-6
+    d1 = (prof.evaluate(u + eps, (0,))[0] - prof.evaluate(u - eps, (0,))[0]) / (2 * eps)
+    assert torch.allclose(d1, out[1], atol=1e-6)
+    zero = prof.evaluate(torch.zeros(1, 3, 1, dtype=torch.float64), (0, 1))
+    assert float(zero[0].abs().max()) == 0 and float(zero[1].abs().max()) == 0
+    assert float(out[2].min()) >= -1.0
+
+
+@pytest.mark.parametrize("rho", [0.0, 1.0])
+def test_energy_gradient_and_hessian(rho):
+    p = _prior(rho)
+    x = torch.rand(2, 1, 20, 20, dtype=torch.float64, requires_grad=True)
+    parts = p.parts(2)
+    grad, reg = p.energy_terms(parts, x)
+    (auto,) = torch.autograd.grad(reg.sum(), x)
+    assert torch.allclose(grad, auto, atol=1e-10)
+    x = x.detach()
+    v, eps = torch.randn_like(x), 1e-6
+    fd = (p.energy_terms(parts, x + eps * v)[0] - p.energy_terms(parts, x - eps * v)[0]) / (2 * eps)
+    assert torch.allclose(p.hessian_vector(parts, x, v), v + fd, atol=1e-6)
+
+
+@pytest.mark.parametrize("rho", [0.0, 1.0])
+def test_prox_certificate_against_high_precision_solve(rho):
+    p = _prior(rho)
+    y = torch.rand(3, 1, 16, 16, dtype=torch.float64)
+    loose = p.scaled_prox_with_regularizer(y, 1.0, tol=1e-3)
+    exact = p.solve_denoising(y, p.parts(3), tol=1e-12, max_iter=2000)
+    assert float(exact.error_bound.max()) < 1e-7
+    dist = (loose.z - exact.z).flatten(1).pow(2).mean(1).sqrt()  # <= the two bounds (triangle inequality)
+    assert bool((dist <= loose.error_bound + exact.error_bound).all())
+    assert float(dist.max()) > 1e-2 * float(loose.error_bound.max())  # the loose solve is not exact already
+
+
+def test_convex_prox_is_firmly_nonexpansive_and_weak_one_lipschitz_bounded():
+    crr, wcrr = _prior(0.0), _prior(1.0)
+    torch.manual_seed(3)
+    for _ in range(2):
+        a, b = torch.rand(2, 1, 1, 16, 16, dtype=torch.float64)
+        fa, fb = crr.prox(a), crr.prox(b)
+        assert float((fa - fb).pow(2).sum()) <= float(((fa - fb) * (a - b)).sum()) + 1e-9
+        wa, wb = wcrr.prox(a), wcrr.prox(b)
+        m = float(wcrr.parts(1).modulus)
+        assert float((wa - wb).norm()) <= float((a - b).norm()) / m + 1e-9
+
+
+def test_weakly_convex_objective_is_midpoint_convex():
+    p = _prior(1.0, seed=4)
+    t_max = p.max_prox_weight()
+    torch.manual_seed(5)
+    for t in (0.5, 0.99 * t_max):
+        parts = p.parts(1, t=t)
+        for _ in range(5):
+            a, b = torch.rand(2, 1, 1, 16, 16, dtype=torch.float64) * 2 - 0.5
+
+            def energy(x):
+                return 0.5 * float(x.pow(2).sum()) + float(p.energy_terms(parts, x)[1])
+            assert energy((a + b) / 2) <= (energy(a) + energy(b)) / 2 + 1e-9
+
+
+def test_regularizer_at_prox_output_and_potential_formula():
+    p = _prior(1.0)
+    v = torch.rand(2, 1, 20, 20, dtype=torch.float64)
+    z, reg = p.prox_with_regularizer(v)
+    assert torch.allclose(reg, p.regularizer(z), rtol=1e-10)
+    psi = p.potential(v)
+    formula = (v * z).flatten(1).sum(1) - 0.5 * z.flatten(1).pow(2).sum(1) - psi
+    assert torch.allclose(formula, reg, atol=1e-7)
+    pre = p.regularizer(z, return_result=True).v  # the prox maps the preimage back to z
+    assert torch.allclose(p.scaled_prox_with_regularizer(pre, 1.0, tol=1e-9).z, z, atol=1e-5)
+
+
+def test_multi_sigma_denoise_matches_per_sigma_calls():
+    p = _prior(1.0)
+    y = torch.rand(3, 1, 20, 20, dtype=torch.float64)
+    sigmas = torch.tensor([0.03, 0.1, 0.2], dtype=torch.float64)
+    batch = p.denoise(y, sigmas, tol=1e-9)
+    for i in range(3):
+        single = p.denoise(y[i:i + 1], float(sigmas[i]), tol=1e-9)
+        assert torch.allclose(batch[i:i + 1], single, atol=1e-7)
+    assert torch.allclose(p(y, 0.1), p.denoise(y, 0.1))
+    assert torch.allclose(p(y), p.prox(y))  # no sigma: the prox of R = R_{sigma_train}
+
+
+def test_implicit_gradient_matches_finite_differences():
+    p = _prior(1.0)
+    y = torch.rand(1, 1, 16, 16, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, 1, 16, 16, dtype=torch.float64)
+    p.train()
+    loss = (p.denoise(y, 0.1, tol=1e-11) * w).sum()
+    grad_y, grad_c = torch.autograd.grad(loss, [y, p.lam_coef])
+    p.eval()
+    eps, d = 1e-5, torch.randn_like(y)
+
+    def value(yy):
+        return float((p.denoise(yy, 0.1, tol=1e-12) * w).sum())
+    fd = (value(y.detach() + eps * d) - value(y.detach() - eps * d)) / (2 * eps)
+    assert abs(fd - float((grad_y * d).sum())) <= 1e-5 * max(1.0, abs(fd))
+    with torch.no_grad():
+        p.lam_coef[0] += eps
+        up = value(y.detach())
+        p.lam_coef[0] -= 2 * eps
+        down = value(y.detach())
+        p.lam_coef[0] += eps
+    assert abs((up - down) / (2 * eps) - float(grad_c[0])) <= 1e-5 * max(1.0, abs(float(grad_c[0])))
+
+
+def test_conjugate_gradient_solves_spd_systems():
+    torch.manual_seed(6)
+    m = torch.randn(5, 5, dtype=torch.float64)
+    a = m @ m.T + 5 * torch.eye(5, dtype=torch.float64)
+    b = torch.randn(2, 1, 1, 5, dtype=torch.float64)
+    u = conjugate_gradient(lambda v: v @ a, b, tol=1e-12)
+    assert torch.allclose(u @ a, b, atol=1e-9)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    p = _prior(1.0).float()
+    path = save_prior(p, tmp_path / "ridge.safetensors")
+    q = load_prior(path)
+    assert isinstance(q, RidgePrior) and q.config() == p.config()
+    y = torch.rand(1, 1, 20, 20)
+    assert torch.allclose(q.denoise(y, 0.07), p.denoise(y, 0.07), atol=1e-6)
+
+
+def test_tiny_training_run_lowers_the_loss():
+    from pnp_lpn.training import TrainConfig, make_sampler, train
+
+    torch.manual_seed(0)
+    p = RidgePrior(channels=(3, 6), kernel=3, scales=(1,), knots=21, rho=1.0)
+    imgs = torch.rand(4, 1, 32, 32)
+    imgs = torch.nn.functional.avg_pool2d(imgs, 3, 1, 1)  # some structure to learn
+    cfg = TrainConfig(sigma=0.1, sigma_range=(0.5, 1.5), steps=12, warmup_loss="l2", l1_fraction=1.0,
+                      batch_size=8, lr_l1=5e-2, val_every=1000, ckpt_every=1000)
+    hist = train(p, make_sampler(imgs, 24), cfg, progress=False)
+    assert sum(hist.loss[-3:]) < sum(hist.loss[:3])
+    assert p.data_range is None  # an explicit R has no training range to guard
+
+
+def test_solve_monitors_the_explicit_objective():
+    p = _prior(0.0).float()
+    op = pl.operators.GaussianBlur(img_size=(1, 24, 24), sigma_blur=1.0, noise_sigma=0.02)
+    torch.manual_seed(7)
+    x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 24, 24), 3, 1, 1)
+    y = op(x)
+    res = pl.solve(y, op, p, method="pgd", lam=1.0, step=1.0, max_iter=15)
+    obj = res.history["objective"]
+    assert all(b <= a + 1e-5 * abs(a) for a, b in zip(obj, obj[1:]))  # PGD at step 1/||A||^2 descends
+    data = 0.5 * float((op.A(res.x) - y).pow(2).sum())
+    assert obj[-1] == pytest.approx(data + float(p.regularizer(res.x)), rel=1e-4)
+    assert any("certified" in n for n in res.notes)
