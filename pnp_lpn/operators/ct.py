@@ -234,7 +234,7 @@ class _SparseProjector:
 class _CpuProjector:
     """The CPU projector: ASTRA's projector calls for the first ``matrix_after`` slices, then
     ASTRA's projection matrix applied by torch (:class:`_SparseProjector`), if it is estimated
-    to need at most 1/4 of the available memory then; otherwise ASTRA's calls throughout.
+    to need at most 1/4 of the free memory then; otherwise ASTRA's calls throughout.
 
     Both compute the same R (the matrix is the one ASTRA's calls apply; results differ by
     float32 summation order). ``matrix_after``: 0 builds the matrix at construction, None never.
@@ -255,11 +255,17 @@ class _CpuProjector:
         return _SparseProjector(kind, shape, angles, n_det, det_width, torch.device("cpu"))
 
     def _matrix_fits(self) -> bool:
+        """Whether R and R^T (16 bytes per estimated non-zero) fit in 1/4 of the free memory
+        (taken as 16 GiB where the system does not report it)."""
         _, shape, angles, _, det_width, _ = self._astra_args
         needed = 16 * matrix_nnz_estimate(shape, len(angles), det_width)
-        return needed <= os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 4
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            free = 16 * 2**30
+        return needed <= free / 4
 
-    def _pick(self, n_slices: int):
+    def _pick(self, n_slices: int) -> _AstraProjectors | _SparseProjector:
         """The projector for the next call on ``n_slices`` slices (builds the matrix when due)."""
         self.n_slices += n_slices
         if self.matrix is None and self.matrix_after is not None and self.n_slices > self.matrix_after:
@@ -341,7 +347,7 @@ class ParallelBeamCT(ForwardOperator):
         sparse product (same R, exact transpose; faster, memory 16 bytes per non-zero, see
         the module docstring): None (default) after the operator has projected
         ``MATRIX_AFTER`` = 100 slices (A or A^T) and if it is estimated to take at most 1/4
-        of the available memory; True from construction; False never (ASTRA's calls).
+        of the free memory; True from construction; False never (ASTRA's calls).
     :param kwargs: CG options of :class:`ForwardOperator` (cg_max_iter, cg_tol, warm_start).
     """
 
