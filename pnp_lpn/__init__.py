@@ -17,7 +17,7 @@ from ._version import __version__
 #: public name -> module that defines it (subpackages map to themselves)
 _NAMES = {
     "AELPN": ".priors", "DihedralPrior": ".priors", "LPN": ".priors", "OpponentColorPrior": ".priors",
-    "ProxPrior": ".priors", "RescaledPrior": ".priors", "list_pretrained": ".priors", "load_pretrained": ".priors",
+    "ProxPrior": ".priors", "RescaledPrior": ".priors", "RidgePrior": ".priors", "list_pretrained": ".priors", "load_pretrained": ".priors",
     "load_prior": ".checkpoint", "save_prior": ".checkpoint",
     "SolveResult": ".solvers", "solve": ".solvers",
     "StudyResult": ".study", "solve_study": ".study", "study_device": ".study",
@@ -25,7 +25,7 @@ _NAMES = {
 }
 
 __all__ = [
-    "AELPN", "DihedralPrior", "LPN", "OpponentColorPrior", "ProxPrior", "RescaledPrior", "__version__",
+    "AELPN", "DihedralPrior", "LPN", "OpponentColorPrior", "ProxPrior", "RescaledPrior", "RidgePrior", "__version__",
     "list_pretrained", "load_pretrained",
     "data", "load_prior", "operators", "save_prior", "SolveResult", "solve", "StudyResult", "solve_study",
     "study_device", "training",
@@ -34,8 +34,8 @@ __all__ = [
 if TYPE_CHECKING:
     from . import data, operators, training
     from .checkpoint import load_prior, save_prior
-    from .priors import (AELPN, LPN, DihedralPrior, OpponentColorPrior, ProxPrior, RescaledPrior, list_pretrained,
-                         load_pretrained)
+    from .priors import (AELPN, LPN, DihedralPrior, OpponentColorPrior, ProxPrior, RescaledPrior, RidgePrior,
+                         list_pretrained, load_pretrained)
     from .solvers import SolveResult, solve
     from .study import StudyResult, solve_study, study_device
 

@@ -147,13 +147,15 @@ def test_implicit_gradient_matches_finite_differences():
         return float((p.denoise(yy, 0.1, tol=1e-12) * w).sum())
     fd = (value(y.detach() + eps * d) - value(y.detach() - eps * d)) / (2 * eps)
     assert abs(fd - float((grad_y * d).sum())) <= 1e-5 * max(1.0, abs(fd))
+    eps = 1e-4
     with torch.no_grad():
         p.lam_coef[0] += eps
         up = value(y.detach())
         p.lam_coef[0] -= 2 * eps
         down = value(y.detach())
         p.lam_coef[0] += eps
-    assert abs((up - down) / (2 * eps) - float(grad_c[0])) <= 1e-5 * max(1.0, abs(float(grad_c[0])))
+    assert abs((up - down) / (2 * eps) - float(grad_c[0])) <= 1e-4 * max(1.0, abs(float(grad_c[0])))
+    assert abs(float(grad_c[0])) > 1e-3  # the parameter matters
 
 
 def test_conjugate_gradient_solves_spd_systems():
@@ -179,22 +181,28 @@ def test_tiny_training_run_lowers_the_loss():
 
     torch.manual_seed(0)
     p = RidgePrior(channels=(3, 6), kernel=3, scales=(1,), knots=21, rho=1.0)
-    imgs = torch.rand(4, 1, 32, 32)
-    imgs = torch.nn.functional.avg_pool2d(imgs, 3, 1, 1)  # some structure to learn
-    cfg = TrainConfig(sigma=0.1, sigma_range=(0.5, 1.5), steps=12, warmup_loss="l2", l1_fraction=1.0,
-                      batch_size=8, lr_l1=5e-2, val_every=1000, ckpt_every=1000)
-    hist = train(p, make_sampler(imgs, 24), cfg, progress=False)
-    assert sum(hist.loss[-3:]) < sum(hist.loss[:3])
+    imgs = torch.nn.functional.avg_pool2d(torch.rand(4, 1, 24, 24), 3, 1, 1)  # some structure to learn
+    g = torch.Generator().manual_seed(1)
+    noisy = imgs + 0.1 * torch.randn(imgs.shape, generator=g)
+
+    def mse() -> float:
+        with torch.no_grad():
+            return float((p.denoise(noisy, 0.1) - imgs).pow(2).mean())
+    before = mse()
+    cfg = TrainConfig(sigma=0.1, sigma_range=(0.5, 1.5), steps=6, warmup_loss="l2", l1_fraction=1.0,
+                      batch_size=4, lr_l1=5e-2, val_every=1000, ckpt_every=1000)
+    train(p, make_sampler(imgs, 16), cfg, progress=False)
+    assert mse() < 0.9 * before
     assert p.data_range is None  # an explicit R has no training range to guard
 
 
 def test_solve_monitors_the_explicit_objective():
     p = _prior(0.0).float()
-    op = pl.operators.GaussianBlur(img_size=(1, 24, 24), sigma_blur=1.0, noise_sigma=0.02)
+    op = pl.operators.GaussianBlur(img_size=(1, 16, 16), sigma_blur=1.0, noise_sigma=0.02)
     torch.manual_seed(7)
-    x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 24, 24), 3, 1, 1)
+    x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 16, 16), 3, 1, 1)
     y = op(x)
-    res = pl.solve(y, op, p, method="pgd", lam=1.0, step=1.0, max_iter=15)
+    res = pl.solve(y, op, p, method="pgd", lam=1.0, step=1.0, max_iter=8)
     obj = res.history["objective"]
     assert all(b <= a + 1e-5 * abs(a) for a, b in zip(obj, obj[1:]))  # PGD at step 1/||A||^2 descends
     data = 0.5 * float((op.A(res.x) - y).pow(2).sum())

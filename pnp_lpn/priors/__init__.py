@@ -1,5 +1,5 @@
-"""Exact-prox priors: LPN and AE-LPN; their dihedral average, rescaling and colour version;
-checkpoints and a deepinv explicit-prior adapter."""
+"""Exact-prox priors: LPN and AE-LPN; learned ridge regularisers (CRR / WCRR, explicit R); the
+dihedral average, rescaling and colour version; checkpoints and a deepinv explicit-prior adapter."""
 
 from .aelpn import AELPN
 from .base import ProxPrior, RegularizerResult, ScaledProx, WrappedPrior
@@ -9,8 +9,9 @@ from .dihedral import DihedralPrior
 from .lpn import LPN
 from .pretrained import list_pretrained, load_pretrained
 from .rescaled import RescaledPrior
+from .ridge import RidgePrior
 
 __all__ = [
     "AELPN", "DeepinvExplicitPrior", "DihedralPrior", "LPN", "OpponentColorPrior", "ProxPrior", "RegularizerResult",
-    "RescaledPrior", "ScaledProx", "WrappedPrior", "list_pretrained", "load_pretrained",
+    "RescaledPrior", "RidgePrior", "ScaledProx", "WrappedPrior", "list_pretrained", "load_pretrained",
 ]

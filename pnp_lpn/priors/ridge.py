@@ -196,14 +196,15 @@ class RidgePrior(ProxPrior):
                                   max_iter, v0=yd if x0 is None else x0)
         z = inv.v
         needs_graph = torch.is_grad_enabled() and (y.requires_grad or self.training)
-        if needs_graph:
-            z = self._implicit_output(z, y, parts, frozen)
+        if needs_graph:  # the backward's linear solve as precise as the forward one (at most 1e-4 relative)
+            z = self._implicit_output(z, y, parts, frozen, cg_tol=min(1e-4, 10 * tol))
         with torch.set_grad_enabled(needs_graph):
             _, reg = self.energy_terms(parts if needs_graph else frozen, z)
         return ScaledProx(z, reg.to(y.dtype), inv.v, inv.residual, inv.n_iter,
                           error_bound=inv.residual / frozen.modulus)
 
-    def _implicit_output(self, z_star: Tensor, y: Tensor, parts: RidgeParts, frozen: RidgeParts) -> Tensor:
+    def _implicit_output(self, z_star: Tensor, y: Tensor, parts: RidgeParts, frozen: RidgeParts,
+                         cg_tol: float) -> Tensor:
         """z* - grad E(z*; theta, y): equal to z* in value, its backward applies H^{-1} (CG)."""
         with torch.enable_grad():
             g, _ = self.energy_terms(parts, z_star, value=False)
@@ -211,7 +212,7 @@ class RidgePrior(ProxPrior):
 
         def inverse_hessian(grad: Tensor) -> Tensor:
             with torch.no_grad():
-                return conjugate_gradient(lambda v: self.hessian_vector(frozen, z_star, v), grad, tol=1e-4)
+                return conjugate_gradient(lambda v: self.hessian_vector(frozen, z_star, v), grad, tol=cg_tol)
 
         out.register_hook(inverse_hessian)
         return out
