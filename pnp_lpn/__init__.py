@@ -18,7 +18,7 @@ from ._version import __version__
 _NAMES = {
     "AELPN": ".priors", "DihedralPrior": ".priors", "LPN": ".priors", "OpponentColorPrior": ".priors",
     "ProxPrior": ".priors", "RescaledPrior": ".priors", "RidgePrior": ".priors", "list_pretrained": ".priors", "load_pretrained": ".priors",
-    "load_prior": ".checkpoint", "save_prior": ".checkpoint",
+    "load_prior": ".priors.checkpoint", "save_prior": ".priors.checkpoint",
     "SolveResult": ".solvers", "solve": ".solvers",
     "StudyResult": ".study", "solve_study": ".study", "study_device": ".study",
     "data": ".data", "operators": ".operators", "training": ".training",
@@ -33,7 +33,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from . import data, operators, training
-    from .checkpoint import load_prior, save_prior
+    from .priors.checkpoint import load_prior, save_prior
     from .priors import (AELPN, LPN, DihedralPrior, OpponentColorPrior, ProxPrior, RescaledPrior, RidgePrior,
                          list_pretrained, load_pretrained)
     from .solvers import SolveResult, solve

@@ -3,7 +3,7 @@
 import torch
 
 from pnp_lpn.cli import main
-from pnp_lpn.inspect import degraded_versions, inspect_prior
+from pnp_lpn.inspection import degraded_versions, inspect_prior
 
 from conftest import QuadraticPrior
 
@@ -32,7 +32,7 @@ def test_inspect_command_runs(capsys):
 
 
 def test_perturbation_curves_match_closed_form_regularizer():
-    from pnp_lpn.inspect import perturb, perturbation_curves
+    from pnp_lpn.inspection import perturb, perturbation_curves
 
     mu = 0.5
     x = torch.rand(3, 1, 16, 16, dtype=torch.float64)
@@ -49,9 +49,9 @@ def test_perturbation_curves_match_closed_form_regularizer():
 
 
 def test_inspect_curves_command_writes_figure(tmp_path, capsys, monkeypatch):
-    import pnp_lpn.inspect
+    import pnp_lpn.inspection
 
-    monkeypatch.setattr(pnp_lpn.inspect, "CURVE_LEVELS", {"noise": (0.0, 0.1), "blur": (1.0,), "mix": (0.5,)})
+    monkeypatch.setattr(pnp_lpn.inspection, "CURVE_LEVELS", {"noise": (0.0, 0.1), "blur": (1.0,), "mix": (0.5,)})
     out = tmp_path / "curves.png"
     assert main(["inspect", "--prior", "lpn-mnist", "--data", "mnist", "--size", "12", "--max-images", "2",
                  "--curves", str(out)]) == 0

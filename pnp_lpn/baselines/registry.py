@@ -37,7 +37,7 @@ def make_denoiser(name: str) -> Denoiser:
     if name in denoiser_names():
         return load_pretrained(name)
     if name.endswith(".safetensors"):
-        from ..checkpoint import load_prior
+        from ..priors.checkpoint import load_prior
 
         return load_prior(name)
     raise ValueError(f"unknown denoiser {name!r}; choose one of {', '.join(denoiser_names())} "

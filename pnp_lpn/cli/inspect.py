@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     arrays = _read_images(args.images)
     import torch
 
-    from ..checkpoint import load_prior
-    from ..inspect import inspect_prior
+    from ..priors.checkpoint import load_prior
+    from ..inspection import inspect_prior
     from ..priors import list_pretrained, load_pretrained
     from ..training.datasets import validation_images
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _curves(prior, crops, args: argparse.Namespace) -> int:
-    from ..inspect import perturbation_curves, plot_curves
+    from ..inspection import perturbation_curves, plot_curves
 
     curves = perturbation_curves(prior, crops)
     print(f"mean R(degraded) - R(clean) over {len(crops)} images for {args.prior}:")

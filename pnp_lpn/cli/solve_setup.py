@@ -101,7 +101,7 @@ def make_operator(args: argparse.Namespace, size: tuple[int, int, int], mask: np
 
 def make_prior(args: argparse.Namespace, device: str = "cpu"):
     """The prior of --prior (with --dihedral, --color), on ``device``."""
-    from ..checkpoint import load_prior
+    from ..priors.checkpoint import load_prior
     from ..priors import DihedralPrior, OpponentColorPrior, load_pretrained
 
     if args.prior == "tv":

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..checkpoint import export_prior
+    from ..priors.checkpoint import export_prior
     from ..training.datasets import make_sampler, validation_images
     from ..training.presets import PRESETS
     from ..training.train import train

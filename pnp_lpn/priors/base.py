@@ -204,9 +204,9 @@ class ProxPrior(Denoiser):
                              "or RescaledPrior")
         sigma = check_positive(sigma, "the noise level sigma of denoise")
         if sigma > self.sigma_train * (1 + 1e-9):
-            from .rescaled import RescaledPrior
-
-            return RescaledPrior(self, sigma)(y)
+            s, x = self.sigma_train / sigma, self._check(y)
+            create_graph = self.training or _asks_for_graph(x)
+            return _gradient_and_value(lambda u: self._potential(s * u) / s**2, x, create_graph)[0].to(y.dtype)
         t = min((sigma / self.sigma_train) ** 2, 1.0)
         return self.scaled_prox_with_regularizer(y, t, tol=tol).z
 
@@ -245,13 +245,7 @@ class ProxPrior(Denoiser):
         ``create_graph`` None: True in training mode or when x requires grad under grad mode."""
         if create_graph is None:
             create_graph = self.training or _asks_for_graph(x)
-        with torch.enable_grad():
-            xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
-            psi = self._potential(xg)
-            (grad,) = torch.autograd.grad(psi.sum(), xg, create_graph=create_graph)
-        if not create_graph:
-            psi = psi.detach()
-        return grad, psi
+        return _gradient_and_value(self._potential, x, create_graph)
 
     @staticmethod
     def _regularizer_at_output(v: Tensor, z: Tensor, psi: Tensor) -> Tensor:
@@ -260,6 +254,17 @@ class ProxPrior(Denoiser):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.config().items())
+
+
+def _gradient_and_value(potential, x: Tensor, create_graph: bool) -> tuple[Tensor, Tensor]:
+    """(grad potential(x), potential(x)) by one backward pass, also under torch.no_grad()."""
+    with torch.enable_grad():
+        xg = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
+        psi = potential(xg)
+        (grad,) = torch.autograd.grad(psi.sum(), xg, create_graph=create_graph)
+    if not create_graph:
+        psi = psi.detach()
+    return grad, psi
 
 
 def _asks_for_graph(x: Tensor) -> bool:

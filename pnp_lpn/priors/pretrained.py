@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .base import ProxPrior
+from .checkpoint import load_prior, read_metadata
 
 
 def _weights_dir() -> Path:
@@ -20,8 +21,6 @@ def _available() -> dict[str, Path]:
 
 def list_pretrained() -> list[str]:
     """Names of the shipped checkpoints, each as "name: one-line description"."""
-    from ..checkpoint import read_metadata
-
     out = []
     for name, path in _available().items():
         meta = read_metadata(path)
@@ -35,8 +34,6 @@ def list_pretrained() -> list[str]:
 
 def load_pretrained(name: str, device: str | torch.device = "cpu") -> ProxPrior:
     """Load the shipped prior ``name`` (see :func:`list_pretrained`) in eval mode."""
-    from ..checkpoint import load_prior
-
     available = _available()
     if name not in available:
         known = ", ".join(available) or "none shipped in this version"

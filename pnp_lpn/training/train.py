@@ -32,7 +32,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..metrics import psnr
-from ..checkpoint import load_tensors, read_metadata, save_prior, stored_config
+from ..priors.checkpoint import load_tensors, read_metadata, save_prior, stored_config
 from ..priors.base import ProxPrior
 from .datasets import PatchSampler, make_sampler
 from .losses import gamma_for, l1_loss, l2_loss, proximal_matching_loss
