@@ -208,3 +208,12 @@ def test_solve_monitors_the_explicit_objective():
     data = 0.5 * float((op.A(res.x) - y).pow(2).sum())
     assert obj[-1] == pytest.approx(data + float(p.regularizer(res.x)), rel=1e-4)
     assert any("certified" in n for n in res.notes)
+
+
+def test_float64_input_with_a_float32_prior_comes_back_in_float64():
+    p = _prior(1.0).float()
+    y = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    for out in (p(y), p.denoise(y, 0.05), p.prox_with_regularizer(y)[0], p.scaled_prox_with_regularizer(y, 0.5).z):
+        assert out.dtype == torch.float64
+    assert p.regularizer(y).dtype == torch.float64
+    assert torch.allclose(p.denoise(y, 0.05), p.denoise(y.float(), 0.05).double(), atol=1e-6)

@@ -190,7 +190,7 @@ class RidgePrior(ProxPrior):
 
         with torch.no_grad():  # E = psi - <0, x> with psi = 1/2 ||x - y||^2 + R: the residual is grad E
             inv = invert_gradient(grad_and_value, torch.zeros_like(yd), tol * frozen.modulus.min().item(),
-                                  max_iter, v0=yd if x0 is None else x0)
+                                  max_iter, v0=yd if x0 is None else x0.to(yd.dtype))
         z = inv.v
         needs_graph = torch.is_grad_enabled() and (y.requires_grad or self.training)
         if needs_graph:  # the backward's linear solve as precise as the forward one (at most 1e-4 relative)
@@ -228,33 +228,33 @@ class RidgePrior(ProxPrior):
     def prox_with_regularizer(self, v: Tensor) -> tuple[Tensor, Tensor]:
         """(z, R(z)) with z = prox_R(v); R evaluated explicitly."""
         res = self.solve_denoising(self._check(v), self.parts(v.shape[0]))
-        return res.z, res.reg
+        return res.z.to(v.dtype), res.reg.to(v.dtype)
 
     def regularizer(self, x: Tensor, tol: float = 1e-4, max_iter: int = 500,
                     return_result: bool = False) -> Tensor | RegularizerResult:
         """R(x), explicit (no inversion; ``tol`` and ``max_iter`` are unused). The preimage
         of x under the prox is v = x + grad R(x) (exact: the prox's optimality condition)."""
-        x = self._check(x)
-        grad, value = self.energy_terms(self.parts(x.shape[0]), x)
+        xc = self._check(x)
+        grad, value = self.energy_terms(self.parts(x.shape[0]), xc)
         value = value.to(x.dtype)
         if return_result:
-            return RegularizerResult(value, x + grad, torch.zeros_like(value), 0)
+            return RegularizerResult(value, (xc + grad).to(x.dtype), torch.zeros_like(value), 0)
         return value
 
     def scaled_prox_with_regularizer(self, v: Tensor, t: float, w0: Tensor | None = None, tol: float = 1e-4,
                                      max_iter: int = 500) -> ScaledProx:
         """prox_{tR}(v) for 0 < t < :meth:`max_prox_weight`, warm-started at ``w0`` (a previous
         result's ``w``); ``tol`` bounds the certified RMS distance to the exact prox."""
-        v = self._check(v)
         t = check_positive(t, "the prox weight t")
-        return self.solve_denoising(v, self.parts(v.shape[0], t=t), x0=w0, tol=tol, max_iter=max_iter)
+        res = self.solve_denoising(self._check(v), self.parts(v.shape[0], t=t), x0=w0, tol=tol, max_iter=max_iter)
+        res.z, res.reg = res.z.to(v.dtype), res.reg.to(v.dtype)
+        return res
 
     def denoise(self, y: Tensor, sigma: float | Tensor, tol: float | None = None) -> Tensor:
         """D_sigma(y), the learned denoiser at noise level sigma (a number or a (B,) tensor):
         the exact prox of R_sigma (module docstring), one inner solve at any sigma, certified within
         ``tol`` (RMS; default ``inner_tol``) of the exact prox."""
-        y = self._check(y)
-        return self.solve_denoising(y, self.parts(y.shape[0], sigma), tol=tol).z
+        return self.solve_denoising(self._check(y), self.parts(y.shape[0], sigma), tol=tol).z.to(y.dtype)
 
     def forward(self, x: Tensor, sigma: float | Tensor | None = None, **kwargs) -> Tensor:
         """D_sigma(x) when ``sigma`` is given (deepinv's denoiser call), else prox_R(x)."""
