@@ -44,6 +44,7 @@ import pnp_lpn as pl
 from pnp_lpn.baselines import make_denoiser
 from pnp_lpn.data import CT_SEEDS, ct_phantoms, shepp_logan
 from pnp_lpn.metrics import psnr, ssim
+from pnp_lpn.solvers.weights import map_lam
 
 #: seeds of the random phantoms already used elsewhere (training, training validation, bench, ...)
 USED_SEEDS = tuple(seed for use, seed in CT_SEEDS.items() if use != "ct-study-example")
@@ -84,7 +85,7 @@ def reconstruct_all(args: argparse.Namespace) -> tuple[list[dict], dict, dict]:
 
             methods = [("lpn-admm", prior, args.lam)]
             if args.with_tv:  # a fresh TV per solve: deepinv's TV warm-starts from its previous call
-                methods.append(("tv-admm", make_denoiser("tv"), args.lam or args.noise**2 / GENERIC_SIGMA**2))
+                methods.append(("tv-admm", make_denoiser("tv"), args.lam or map_lam(args.noise, GENERIC_SIGMA)))
             for method, denoiser, lam in methods:
                 trace = []
 

@@ -24,7 +24,8 @@ from torch import Tensor
 from ..baselines import make_denoiser
 from ..priors import OpponentColorPrior, ProxPrior
 from ..solvers import solve
-from ..solvers.solve import operator_norm_sq
+from ..solvers import ITERATIONS, operator_norm_sq
+from ..solvers.weights import denoiser_sigma, descent_lam, map_lam
 from .tasks import Split, Task
 
 #: family -> domain -> denoiser name
@@ -36,7 +37,7 @@ FAMILIES: dict[str, dict[str, str]] = {
     "dncnn": {"natural": "dncnn", "ct": "dncnn"},
 }
 METHODS = ("lpn-admm", "lpn-pgd", "aelpn-admm", "aelpn-pgd", "tv-admm", "bm3d-admm", "dncnn-admm", "fbp")
-#: noise level a generic denoiser is centred on (sigma_d = noise / sqrt(lam) at the grid centre)
+#: noise level a generic denoiser is centred on (sigma_d = noise sqrt(step) = noise / sqrt(lam) at the grid centre)
 GENERIC_SIGMA = 0.1
 
 
@@ -127,12 +128,13 @@ class Outcome:
 def default_lam(method: Method, task: Task, split: Split) -> float:
     """The centre of the lam grid: the value ``solve`` uses when lam is None, i.e.
     noise^2 / sigma_train^2 (sigma_train = 0.1 for generic denoisers and for prior files
-    without a recorded training level), raised to ||A||^2
-    for PGD (descent guarantee)."""
+    without a recorded training level, :func:`pnp_lpn.solvers.weights.map_lam`), raised to
+    ||A||^2 for a gradient method (PGD: descent guarantee, :func:`~pnp_lpn.solvers.weights.descent_lam`)."""
     prior = make_task_denoiser(method, task)
-    lam = task.noise_sigma**2 / (getattr(prior, "sigma_train", None) or GENERIC_SIGMA) ** 2
-    if method.solver == "pgd":
-        lam = max(lam, operator_norm_sq(split.operator(), split.x))
+    lam = map_lam(task.noise_sigma, getattr(prior, "sigma_train", None) or GENERIC_SIGMA)
+    iteration = ITERATIONS.get(method.solver)
+    if iteration is not None and iteration.gradient_step:
+        lam = descent_lam(lam, operator_norm_sq(split.operator(), split.x))
     return lam
 
 
@@ -173,5 +175,5 @@ def _run(method: Method, task: Task, split: Split, operator, prior, lam, max_ite
     res = solve(split.y, operator, prior, method=method.solver, lam=lam, max_iter=max_iter, box=box,
                 callback=callback)
     objective = res.history.get("objective", [math.nan])[-1]
-    sigma_d = task.noise_sigma / math.sqrt(lam) if generic else math.nan
+    sigma_d = denoiser_sigma(task.noise_sigma, res.step) if generic else math.nan
     return Outcome(res.x, res.n_iter, 0.0, objective, res.stop_reason, res.history, sigma_d, res.notes)
