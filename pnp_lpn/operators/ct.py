@@ -42,14 +42,16 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import astra
 import numpy as np
 import scipy.sparse
 import torch
 from torch import Tensor
 
 from pnp_lpn._checks import check_positive
+from pnp_lpn._extras import require
 from pnp_lpn.operators.base import ForwardOperator, check_img_size
+
+astra = require("astra", "the CT operator (ParallelBeamCT)")
 
 CPU_PROJECTORS = ("linear", "line", "strip")
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
@@ -349,7 +351,13 @@ class ParallelBeamCT(ForwardOperator):
         ``MATRIX_AFTER`` = 100 slices (A or A^T) and if it is estimated to take at most 1/4
         of the free memory; True from construction; False never (ASTRA's calls).
     :param kwargs: CG options of :class:`ForwardOperator` (cg_max_iter, cg_tol, warm_start).
+
+    ``default_box`` (0, 1): attenuation images are scaled to [0, 1] (docs/operators.md) and sparse
+    views leave a null space free, so :func:`pnp_lpn.solve` keeps iterates in that range unless
+    told otherwise (``box=None``), as the command line does.
     """
+
+    default_box: tuple[float, float] | None = (0.0, 1.0)
 
     def __init__(
         self,
