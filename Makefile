@@ -10,7 +10,7 @@ $(VENV)/.ready: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch 2.14.1 + torchvision 0.29.1 lie on this machine's disk (deepinv needs torchvision)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[test,baselines,dicom,docs]"
+	$(PY) -m pip install -q -e ".[all,test,docs]"
 	# DnCNN baseline weights ship inside the scico wheel, training photos inside the sporco and
 	# mahotas wheels; --no-deps keeps JAX (and pyfftw) out: none of them is ever imported
 	$(PY) -m pip install -q --no-deps scico==0.0.7 sporco==0.2.2.post1 mahotas==1.4.19

@@ -64,10 +64,10 @@ def fit(warmup: str, steps: int, pm_from: pl.LPN | None = None, lr_pm: float = 1
     prior = pl.LPN(**ARCH, sigma_train=1.0)
     data = make_sampler(samples(200_000))
     if pm_from is None:  # pure warm-up loss for all steps
-        cfg = TrainConfig(sigma=1.0, steps=steps, batch_size=2048, l1_fraction=1.0, warmup_loss=warmup, lr_l1=1e-3)
+        cfg = TrainConfig(sigma=1.0, steps=steps, batch_size=2048, warmup_fraction=1.0, warmup_loss=warmup, lr_warmup=1e-3)
     else:  # proximal matching only, continued from a trained model
         prior.load_state_dict(pm_from.state_dict())
-        cfg = TrainConfig(sigma=1.0, steps=steps, batch_size=batch, l1_fraction=0.0, lr_pm=lr_pm,
+        cfg = TrainConfig(sigma=1.0, steps=steps, batch_size=batch, warmup_fraction=0.0, lr_pm=lr_pm,
                           gamma_factor=gammas[-1], gamma_multipliers=tuple(g / gammas[-1] for g in gammas))
     train(prior, data, cfg, progress=True)
     return prior

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from pnp_lpn.bench import PRESETS, TASKS, BenchConfig, run_benchmark, write_all
+from pnp_lpn.bench import BENCH_PRESETS, PRESETS, TASKS, BenchConfig, run_benchmark, write_all
 from pnp_lpn.bench.methods import default_lam, methods_for, parse_method
 from pnp_lpn.bench.protocol import CSV_COLUMNS, task_images
 from pnp_lpn.bench.tasks import make_split, natural_crops
@@ -110,7 +110,8 @@ def test_a_prior_file_without_training_level_gets_the_generic_lam_centre(tmp_pat
 
 
 def test_config_validation_and_presets():
-    assert set(PRESETS) == {"quick", "full"} and set(PRESETS["full"].tasks) == set(TASKS)
+    assert set(BENCH_PRESETS) == {"quick", "full"} and set(BENCH_PRESETS["full"].tasks) == set(TASKS)
+    assert PRESETS is BENCH_PRESETS  # the earlier name
     with pytest.raises(ValueError, match="unknown"):
         TINY.with_overrides(methods=("lpn-lbfgs",))
     assert TINY.with_overrides(size=48, grid=None).size == 48

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from pnp_lpn.bench import PRESETS, run_benchmark
+from pnp_lpn.bench import BENCH_PRESETS, run_benchmark
 from pnp_lpn.bench.user_images import UserImages
 from pnp_lpn.cli import main
 
@@ -29,7 +29,7 @@ def test_validation_and_test_split_and_centre_crops(tmp_path):
     split = images.split()
     assert len(split["val"]) == 2 and len(split["test"]) == 6
     assert sorted(split["val"] + split["test"]) == sorted(pixels) and split == UserImages(str(folder)).split()
-    config = PRESETS["quick"].with_overrides(tasks=("deblur-b1-n0.02",), methods=("tv-admm",), size=28, n_val=2,
+    config = BENCH_PRESETS["quick"].with_overrides(tasks=("deblur-b1-n0.02",), methods=("tv-admm",), size=28, n_val=2,
                                              n_test=6, grid=(1.0,), max_iter=2, user_images=images)
     result = run_benchmark(config, progress=False)
     for part in ("val", "test"):

@@ -42,8 +42,8 @@ def test_held_out_images_are_not_training_images():
     assert datasets.VALIDATION == list(data.HELD_OUT_NATURAL)
 
 
-def test_photo_sets_grow_by_version():
-    sets = [datasets.make_sampler(n).images for n in ("natural-gray-0.4", "natural-gray", "natural-gray-extra")]
+def test_photo_sets_grow():
+    sets = [datasets.make_sampler(n).images for n in ("natural-gray-small", "natural-gray", "natural-gray-extra")]
     assert [len(s) for s in sets] == [17, 20, 27]
     for old, new in zip(sets, sets[1:]):  # each set extends the one before; the new photos come last
         assert all(torch.equal(a, b) for a, b in zip(old, new))
@@ -52,11 +52,14 @@ def test_photo_sets_grow_by_version():
     assert all(float(im.min()) >= 0 and float(im.max()) <= 1 and im.std() > 0.05 for im in sets[2][20:])
     with pytest.raises(ValueError, match="photo_set must be one of"):
         datasets.natural_images("train", photo_set="0.3")
+    # the earlier names (the package version that introduced a set) still work
+    assert all(torch.equal(a, b) for a, b in zip(datasets.make_sampler("natural-gray-0.4").images, sets[0]))
+    assert len(datasets.natural_images("train", photo_set="0.5")) == 20
 
 
 def test_missing_photo_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps sporco"):
-        datasets.natural_images("train", photo_set="0.10")
+        datasets.natural_images("train", photo_set="extra")
 
 

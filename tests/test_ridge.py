@@ -189,8 +189,8 @@ def test_tiny_training_run_lowers_the_loss():
         with torch.no_grad():
             return float((p.denoise(noisy, 0.1) - imgs).pow(2).mean())
     before = mse()
-    cfg = TrainConfig(sigma=0.1, sigma_range=(0.5, 1.5), steps=6, warmup_loss="l2", l1_fraction=1.0,
-                      batch_size=4, lr_l1=5e-2, val_every=1000, ckpt_every=1000)
+    cfg = TrainConfig(sigma=0.1, sigma_range=(0.5, 1.5), steps=6, warmup_loss="l2", warmup_fraction=1.0,
+                      batch_size=4, lr_warmup=5e-2, val_every=1000, ckpt_every=1000)
     train(p, make_sampler(imgs, 16), cfg, progress=False)
     assert mse() < 0.9 * before
     assert p.data_range is None  # an explicit R has no training range to guard

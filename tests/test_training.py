@@ -17,6 +17,7 @@ from pnp_lpn.checkpoint import load_prior, read_metadata, save_prior
 from pnp_lpn.priors.convex_net import NonNegConv2d
 from pnp_lpn.training import PatchSampler, TrainConfig, proximal_matching_loss, train
 from pnp_lpn.training.losses import gamma_for, l1_loss, l2_loss
+from pnp_lpn.training.train import stored_train_config
 
 TINY = dict(channels=(4, 6), depth=1)
 
@@ -35,24 +36,36 @@ def test_losses_against_hand_computation():
         l1_loss(x_hat, x[:1])
 
 
-def test_schedule_l1_then_staged_gamma():
-    cfg = TrainConfig(steps=100, l1_fraction=0.2)
+def test_schedule_warmup_then_staged_gamma():
+    cfg = TrainConfig(steps=100, warmup_fraction=0.2)
     g = gamma_for((1, 8, 8))
-    assert cfg.phase(0, (1, 8, 8)) == ("l1", cfg.lr_l1, None)
+    assert cfg.phase(0, (1, 8, 8)) == ("l1", cfg.lr_warmup, None)
     assert cfg.phase(19, (1, 8, 8))[0] == "l1"
     stages = [cfg.phase(s, (1, 8, 8))[2] for s in (20, 40, 60, 99)]
     assert stages == pytest.approx([8 * g, 4 * g, 2 * g, g])
 
 
-def test_annealed_warmup_follows_a_cosine_from_lr_l1_to_lr_pm():
-    cfg = TrainConfig(steps=100, l1_fraction=0.5, lr_l1=1e-3, lr_pm=1e-4, anneal_warmup=True)
+def test_earlier_field_names_are_accepted_and_read():
+    from pnp_lpn.training import presets
+
+    cfg = TrainConfig(steps=100, l1_fraction=0.2, lr_l1=5e-3)
+    assert (cfg.warmup_fraction, cfg.lr_warmup, cfg.warmup_steps) == (0.2, 5e-3, 20)
+    assert (cfg.l1_fraction, cfg.lr_l1, cfg.l1_steps) == (0.2, 5e-3, 20)
+    assert cfg == TrainConfig(steps=100, warmup_fraction=0.2, lr_warmup=5e-3)
+    assert stored_train_config({"l1_fraction": 0.2, "lr_l1": 5e-3, "steps": 100}) == \
+        stored_train_config({"warmup_fraction": 0.2, "lr_warmup": 5e-3, "steps": 100})
+    assert presets.PRESETS is presets.TRAINING_PRESETS
+
+
+def test_annealed_warmup_follows_a_cosine_from_lr_warmup_to_lr_pm():
+    cfg = TrainConfig(steps=100, warmup_fraction=0.5, lr_warmup=1e-3, lr_pm=1e-4, anneal_warmup=True)
     lrs = [cfg.phase(s, (1, 8, 8))[1] for s in range(50)]
     assert lrs[0] == pytest.approx(1e-3) and lrs[25] == pytest.approx(0.5 * (1e-3 + 1e-4))
     assert lrs[-1] == pytest.approx(1e-4 + 0.9e-3 * (1 + math.cos(math.pi * 49 / 50)) / 2)
     assert all(a > b for a, b in zip(lrs, lrs[1:]))
     assert cfg.phase(50, (1, 8, 8))[:2] == ("pm", 1e-4)
     # an annealed run cannot be lengthened: the warm-up rates of the steps done would change
-    assert TrainConfig(steps=200, l1_fraction=0.5, anneal_warmup=True).phase(25, (1, 8, 8))[1] != lrs[25]
+    assert TrainConfig(steps=200, warmup_fraction=0.5, anneal_warmup=True).phase(25, (1, 8, 8))[1] != lrs[25]
 
 
 def test_intensity_transform_draws_one_bounded_offset_and_contrast_per_sample():
@@ -77,13 +90,13 @@ def _sampler():
 
 
 def _cfg(**kw):
-    return TrainConfig(**{**dict(steps=6, batch_size=4, l1_fraction=0.5, ckpt_every=3, val_every=3), **kw})
+    return TrainConfig(**{**dict(steps=6, batch_size=4, warmup_fraction=0.5, ckpt_every=3, val_every=3), **kw})
 
 
 def test_training_keeps_convexity_and_lowers_loss():
     torch.manual_seed(0)
     prior = pl.LPN(1, **TINY)
-    hist = train(prior, _sampler(), _cfg(steps=30, l1_fraction=1.0, lr_l1=1e-2), progress=False)
+    hist = train(prior, _sampler(), _cfg(steps=30, warmup_fraction=1.0, lr_warmup=1e-2), progress=False)
     assert all((m.weight >= 0).all() for m in prior.modules() if isinstance(m, NonNegConv2d))
     assert sum(hist.loss[-5:]) < sum(hist.loss[:5])
     assert not prior.training
@@ -129,11 +142,11 @@ def test_run_can_be_lengthened_when_the_steps_done_keep_their_schedule(tmp_path)
     init = pl.LPN(1, **TINY).state_dict()
     reference = pl.LPN(1, **TINY)
     reference.load_state_dict(init)
-    train(reference, _sampler(), _cfg(steps=4, l1_fraction=1.0), out_dir=tmp_path / "a", progress=False)
+    train(reference, _sampler(), _cfg(steps=4, warmup_fraction=1.0), out_dir=tmp_path / "a", progress=False)
     prior = pl.LPN(1, **TINY)
     prior.load_state_dict(init)
-    train(prior, _sampler(), _cfg(steps=2, l1_fraction=1.0), out_dir=tmp_path / "b", progress=False)
-    hist = train(prior, _sampler(), _cfg(steps=4, l1_fraction=1.0), out_dir=tmp_path / "b", progress=False)
+    train(prior, _sampler(), _cfg(steps=2, warmup_fraction=1.0), out_dir=tmp_path / "b", progress=False)
+    hist = train(prior, _sampler(), _cfg(steps=4, warmup_fraction=1.0), out_dir=tmp_path / "b", progress=False)
     assert len(hist.loss) == 4
     for k, v in reference.state_dict().items():
         torch.testing.assert_close(prior.state_dict()[k], v, rtol=0, atol=0)
@@ -141,6 +154,30 @@ def test_run_can_be_lengthened_when_the_steps_done_keep_their_schedule(tmp_path)
     train(pl.LPN(1, **TINY), _sampler(), _cfg(steps=4), out_dir=tmp_path / "c", progress=False)
     with pytest.raises(ValueError, match="schedule of steps already taken"):
         train(pl.LPN(1, **TINY), _sampler(), _cfg(steps=8), out_dir=tmp_path / "c", progress=False)
+
+
+def test_checkpoint_with_the_earlier_field_names_resumes(tmp_path):
+    """Checkpoints written before the rename store l1_fraction / lr_l1 (the shipped priors do):
+    a run resumes from one as from a current checkpoint."""
+    from safetensors.torch import load_file, save_file
+
+    torch.manual_seed(1)
+    init = pl.LPN(1, **TINY).state_dict()
+    reference, prior = pl.LPN(1, **TINY), pl.LPN(1, **TINY)
+    reference.load_state_dict(init)
+    prior.load_state_dict(init)
+    train(reference, _sampler(), _cfg(steps=4, warmup_fraction=1.0), out_dir=tmp_path / "a", progress=False)
+    train(prior, _sampler(), _cfg(steps=2, warmup_fraction=1.0), out_dir=tmp_path / "b", progress=False)
+    ckpt = tmp_path / "b" / "checkpoint.safetensors"
+    meta = read_metadata(ckpt)
+    config = meta["training"]["config"]
+    config["l1_fraction"], config["lr_l1"] = config.pop("warmup_fraction"), config.pop("lr_warmup")
+    save_file(load_file(str(ckpt)), str(ckpt), metadata={"pnp_lpn": json.dumps(meta)})
+    prior = pl.LPN(1, **TINY)  # fresh weights: everything must come from the checkpoint
+    hist = train(prior, _sampler(), _cfg(steps=4, warmup_fraction=1.0), out_dir=tmp_path / "b", progress=False)
+    assert len(hist.loss) == 4
+    for k, v in reference.state_dict().items():
+        torch.testing.assert_close(prior.state_dict()[k], v, rtol=0, atol=0)
 
 
 def test_resume_refuses_other_settings(tmp_path):
@@ -241,7 +278,7 @@ torch.manual_seed(0)
 g = torch.Generator().manual_seed(0)
 sampler = PatchSampler([torch.rand(1, 24, 24, generator=g) for _ in range(3)], 12)
 prior = pl.LPN(1, channels=(4, 6), depth=1)
-train(prior, sampler, TrainConfig(steps=4, batch_size=4, l1_fraction=0.5), progress=False)
+train(prior, sampler, TrainConfig(steps=4, batch_size=4, warmup_fraction=0.5), progress=False)
 flat = torch.cat([p.detach().flatten() for p in prior.parameters()])
 torch.save(flat, f"{sys.argv[1]}/rank{dist.get_rank()}.pt")
 dist.destroy_process_group()
@@ -263,12 +300,12 @@ def test_data_parallel_training_with_two_processes(tmp_path):
 def test_gpu_training_checkpoint_loads_on_cpu(tmp_path):
     """A run on CUDA writes a checkpoint that a CPU-only machine loads and resumes."""
     prior = pl.LPN(1, **TINY).cuda()
-    train(prior, _sampler(), _cfg(steps=4, l1_fraction=1.0), out_dir=tmp_path, progress=False)
+    train(prior, _sampler(), _cfg(steps=4, warmup_fraction=1.0), out_dir=tmp_path, progress=False)
     loaded = load_prior(tmp_path / "checkpoint.safetensors")
     x = torch.rand(1, 1, 12, 12)
     torch.testing.assert_close(loaded(x), prior.cpu().eval()(x), rtol=1e-4, atol=1e-5)
     cpu_prior = pl.LPN(1, **TINY)
-    hist = train(cpu_prior, _sampler(), _cfg(steps=6, l1_fraction=1.0), out_dir=tmp_path, progress=False)
+    hist = train(cpu_prior, _sampler(), _cfg(steps=6, warmup_fraction=1.0), out_dir=tmp_path, progress=False)
     assert len(hist.loss) == 6
 
 
@@ -282,20 +319,20 @@ def test_shipped_priors_match_the_preset_they_name():
     from dataclasses import asdict
 
     from pnp_lpn.priors.pretrained import _available
-    from pnp_lpn.training.presets import PRESETS
+    from pnp_lpn.training.presets import TRAINING_PRESETS
 
     checked = 0
     for name, path in _available().items():
         meta = read_metadata(path)
         data = meta["training"]["data"] or ""
         preset = data.split(":")[0].removeprefix("preset ")
-        if name in OLDER_PRESET or preset not in PRESETS:
+        if name in OLDER_PRESET or preset not in TRAINING_PRESETS:
             continue
-        p = PRESETS[preset]
+        p = TRAINING_PRESETS[preset]
         assert meta["architecture"] == p.architecture.__name__, name
         for key, value in p.prior_kwargs.items():
             assert json.loads(json.dumps(meta["config"][key])) == json.loads(json.dumps(value)), (name, key)
-        stored = {**asdict(TrainConfig()), **meta["training"]["config"]}  # fields added later keep defaults
+        stored = stored_train_config(meta["training"]["config"])  # earlier names, later fields
         assert json.loads(json.dumps(stored)) == json.loads(json.dumps(asdict(p.config))), name
         checked += 1
     assert checked >= 3  # lpn-natural-gray, lpn-ct, lpn-mnist

@@ -21,6 +21,8 @@ import torch
 from deepinv.models import Denoiser, TVDenoiser
 from torch import Tensor
 
+from .._extras import require
+
 
 class TV(Denoiser):
     """Total-variation prox with ths = weight * sigma (see the module docstring).
@@ -54,11 +56,7 @@ class BM3D(Denoiser):
 
     def __init__(self, profile: str = "np"):
         super().__init__()
-        try:
-            import bm3d  # noqa: F401
-        except ImportError as e:
-            raise ImportError("the BM3D baseline needs the bm3d package: pip install bm3d "
-                              "(or pip install pnp-lpn[baselines])") from e
+        require("bm3d", "the BM3D baseline")
         self.profile = profile
 
     def forward(self, x: Tensor, sigma: float | Tensor, **kwargs) -> Tensor:

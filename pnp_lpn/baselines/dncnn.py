@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from deepinv.models import Denoiser
 from torch import Tensor, nn
 
+from .._extras import require
 from ..data import package_file
 
 VARIANTS = ("6L", "6M", "6H", "6N", "17L", "17M", "17H", "17N")
@@ -51,10 +52,7 @@ def _decode_array(code: int, data: bytes):
 
 def load_variables(path: str | Path) -> dict:
     """The Flax variable tree of a .mpk file: nested dicts of numpy arrays."""
-    try:
-        import msgpack
-    except ImportError as e:
-        raise ImportError("reading DnCNN weights needs msgpack: pip install msgpack (or pnp-lpn[baselines])") from e
+    msgpack = require("msgpack", "reading DnCNN weights")
     return msgpack.unpackb(Path(path).read_bytes(), ext_hook=_decode_array, raw=False, strict_map_key=False)
 
 

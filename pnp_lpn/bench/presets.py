@@ -62,7 +62,7 @@ class BenchConfig:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-PRESETS: dict[str, BenchConfig] = {
+BENCH_PRESETS: dict[str, BenchConfig] = {
     "quick": BenchConfig(
         tasks=("deblur-b1-n0.02", "cs-4", "ct-60", "denoise-0.05", "denoise-0.1", "denoise-0.2", "denoise-0.3"),
         methods=METHODS, size=64, n_val=1, n_test=1, grid=(10**-0.5, 1.0, 10**0.5), max_iter=25),
@@ -70,3 +70,5 @@ PRESETS: dict[str, BenchConfig] = {
         tasks=tuple(TASKS), methods=METHODS, size=128, n_val=2, n_test=2,
         grid=(0.1, 10**-0.5, 1.0, 10**0.5, 10.0)),
 }
+#: the same dict under its earlier name
+PRESETS = BENCH_PRESETS

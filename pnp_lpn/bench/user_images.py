@@ -1,6 +1,6 @@
 """Benchmarks on the user's own images: a folder split once into validation and test images.
 
-The images of the folder (any file :func:`pnp_lpn.io.read_input` reads, in natural name order)
+The images of the folder (any file :func:`pnp_lpn.image_files.read_input` reads, in natural name order)
 are split by a permutation seeded with 0: round(val_fraction * n) (at least 1) validation
 images, on which each method's lam is chosen, and the rest as test images, which are scored.
 Every task takes the centre N x N crop of each image (grey, or r, g, b for the colour tasks):
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..io import range_note
+from ..image_files import range_note
 from ..study.slices import list_slices
 
 

@@ -33,9 +33,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.Argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..bench import METHODS, PRESETS, TASKS
+    from ..bench import BENCH_PRESETS, METHODS, TASKS
 
-    p.add_argument("--preset", choices=sorted(PRESETS), default="quick",
+    p.add_argument("--preset", choices=sorted(BENCH_PRESETS), default="quick",
                    help="quick: 64^2, 1+1 images, 3-value grid, <= 25 iterations; full: all tasks, 128^2, "
                         "2+2 images, 5-value grid, reference iteration counts")
     p.add_argument("--tasks", type=_names, help=f"comma-separated subset of: {', '.join(TASKS)}")
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         check_prior(path, "--prior")
     import torch
 
-    from ..bench import METHODS, PRESETS, run_benchmark, write_all
+    from ..bench import BENCH_PRESETS, METHODS, run_benchmark, write_all
     from ..bench.methods import method_names
 
     if args.threads:
@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     priors = tuple(args.priors or ())
     methods = args.methods
     if priors and methods is None:
-        methods = PRESETS[args.preset].methods + method_names(priors)[len(METHODS):]
-    config = PRESETS[args.preset].with_overrides(tasks=args.tasks, methods=methods, size=args.size,
+        methods = BENCH_PRESETS[args.preset].methods + method_names(priors)[len(METHODS):]
+    config = BENCH_PRESETS[args.preset].with_overrides(tasks=args.tasks, methods=methods, size=args.size,
                                                  max_iter=args.max_iter, grid=args.grid, box_all=args.box_all,
                                                  priors=priors or None, **_image_counts(args))
     out = args.out or f"out/bench/{args.preset}"

@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _read_images(paths: list[str]) -> list:
     """The grey images of ``paths`` as numpy arrays (notes on stderr), checked before torch loads."""
-    from ..io import read_input
+    from ..image_files import read_input
 
     images = []
     for path in paths:

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .common import UsageError, nonnegative_float, note, positive_float, positive_int
-from .solve_setup import (check_args, image_shape, make_operator, make_prior, measurement_problem, reads_images,
-                          solve_box)
+from .solve_setup import (check_args, image_shape, make_operator, make_prior, measurement_problem, read_mask,
+                          reads_images, solve_box)
 
 OPERATORS = ("blur", "inpainting", "denoise", "ct", "cs")
 
@@ -120,23 +120,12 @@ def _slice_ndim(args: argparse.Namespace) -> int:
 
 def read_single(args: argparse.Namespace, path: str) -> np.ndarray:
     """One input file as float32, with its note (and a range note for images) on stderr."""
-    from ..io import range_note, read_input
+    from ..image_files import range_note, read_input
 
     loaded = read_input(path, color=args.color)
     note("solve", loaded.note)
     if reads_images(args) and (msg := range_note(loaded.data)):
         note("solve", f"{Path(path).name}: {msg}")
-    return loaded.data
-
-
-def read_mask(args: argparse.Namespace, shape: tuple[int, int]) -> np.ndarray | None:
-    """--mask as a float32 (H, W) array (None without --mask)."""
-    if args.mask is None:
-        return None
-    from ..io import read_mask as read
-
-    loaded = read(args.mask, shape)
-    note("solve", loaded.note)
     return loaded.data
 
 

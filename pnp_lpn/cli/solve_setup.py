@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from .common import UsageError, check_file, check_prior
+from .common import UsageError, check_file, check_prior, note
 
 #: operators whose measurements are images
 IMAGE_OPERATORS = ("blur", "inpainting", "denoise")
@@ -77,6 +77,17 @@ def measurement_problem(args: argparse.Namespace, shape: tuple[int, ...], operat
     what = "a vector of M values" if args.operator == "cs" else "an image"
     shown = expected[1:] if expected[0] == 1 else expected
     return f"--operator {args.operator} expects {what} of shape {shown}, got {tuple(shape)}"
+
+
+def read_mask(args: argparse.Namespace, shape: tuple[int, int]) -> np.ndarray | None:
+    """--mask as a float32 (H, W) array (None without --mask)."""
+    if args.mask is None:
+        return None
+    from ..image_files import read_mask as read
+
+    loaded = read(args.mask, shape)
+    note("solve", loaded.note)
+    return loaded.data
 
 
 def make_operator(args: argparse.Namespace, size: tuple[int, int, int], mask: np.ndarray | None = None,

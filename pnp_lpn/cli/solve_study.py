@@ -8,13 +8,14 @@ import os
 import numpy as np
 
 from .common import UsageError, note
-from .solve_setup import image_shape, make_operator, make_prior, measurement_problem, reads_images, solve_box
+from .solve_setup import (image_shape, make_operator, make_prior, measurement_problem, read_mask, reads_images,
+                          solve_box)
 
 
 def _first_readable(slices: list, args: argparse.Namespace) -> tuple[str, np.ndarray]:
     """The name and values of the first slice that can be read (its notes on stderr): they set the
     image size."""
-    from ..io import range_note
+    from ..image_files import range_note
 
     problems = []
     for s in slices:
@@ -38,8 +39,6 @@ def run_study(args: argparse.Namespace, slice_ndim: int) -> int:
     slices = list_slices(inputs, slice_ndim)
     name, first = _first_readable(slices, args)
     size = image_shape(args, first) if reads_images(args) else (1, args.size, args.size)
-    from .solve import read_mask
-
     mask = read_mask(args, size[1:])
     if args.reference is not None and args.simulate:
         raise UsageError("--reference with --simulate: the clean inputs are the reference already")

@@ -18,9 +18,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.Argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..training.presets import PRESETS
+    from ..training.presets import TRAINING_PRESETS
 
-    p.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    p.add_argument("--preset", choices=sorted(TRAINING_PRESETS), required=True)
     p.add_argument("--out", required=True, help="output folder (checkpoint.safetensors, prior.safetensors)")
     p.add_argument("--steps", type=positive_int)
     p.add_argument("--batch-size", dest="batch_size", type=positive_int)
@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..priors.checkpoint import export_prior
     from ..training.datasets import make_sampler, validation_images
-    from ..training.presets import PRESETS
+    from ..training.presets import TRAINING_PRESETS
     from ..training.train import train
 
-    preset = PRESETS[args.preset]
+    preset = TRAINING_PRESETS[args.preset]
     fields = ("steps", "batch_size", "sigma", "seed", "intensity_shift", "intensity_scale")
     overrides = {k: getattr(args, k) for k in fields if getattr(args, k) is not None}
     config = replace(preset.config, **overrides)

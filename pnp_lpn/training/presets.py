@@ -46,15 +46,15 @@ class Preset:
 
 
 _NATURAL_ARCH = dict(in_channels=1, quadratic_kernel=0, mixture_kernel=7)
-_NATURAL = TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2", l1_fraction=0.8, batch_size=32,
+_NATURAL = TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2", warmup_fraction=0.8, batch_size=32,
                        anneal_warmup=True, intensity_shift=0.5, intensity_scale=0.5, val_every=250, ckpt_every=250)
 
 #: ridge priors: one model for noise levels 0.01..0.25 (sigma_range x sigma), denoising MSE through
 #: the inner solve (implicit differentiation), learning rate annealed from 2e-3 to 1e-4
-_RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss="l2", l1_fraction=1.0, batch_size=16,
-                     lr_l1=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100)
+_RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss="l2", warmup_fraction=1.0,
+                     batch_size=16, lr_warmup=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100)
 
-PRESETS: dict[str, Preset] = {
+TRAINING_PRESETS: dict[str, Preset] = {
     "wcrr-natural-gray": Preset(
         "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
         "(scikit-image/scikit-learn photos), denoising MSE through the exact prox",
@@ -106,3 +106,5 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(sigma=0.1, sigma_range=(0.0, 2.0), steps=4000, batch_size=64, val_every=250, ckpt_every=250),
     ),
 }
+#: the same dict under its earlier name
+PRESETS = TRAINING_PRESETS

@@ -2,9 +2,10 @@
 
 Schedule over ``steps`` optimiser steps (Adam; ``project_weights()`` after every step):
 
-- steps [0, l1_steps): L1 loss (or ``warmup_loss="l2"``), learning rate ``lr_l1`` (warm-up); with
-  ``anneal_warmup`` the rate follows a cosine from ``lr_l1`` at step 0 down to ``lr_pm`` at
-  step l1_steps: lr(s) = lr_pm + (lr_l1 - lr_pm) (1 + cos(pi s / l1_steps)) / 2;
+- steps [0, warmup_steps): the warm-up loss ``warmup_loss`` (L1 or L2) at learning rate
+  ``lr_warmup``; with ``anneal_warmup`` the rate follows a cosine from ``lr_warmup`` at step 0
+  down to ``lr_pm`` at step warmup_steps:
+  lr(s) = lr_pm + (lr_warmup - lr_pm) (1 + cos(pi s / warmup_steps)) / 2;
 - the remaining steps: proximal-matching loss at learning rate ``lr_pm`` in equal stages
   with gamma = m * gamma_min for m in ``gamma_multipliers`` (default 8, 4, 2, 1), where
   gamma_min = ``gamma_factor`` * sqrt(C*P*P).
@@ -23,7 +24,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -38,6 +39,9 @@ from .datasets import PatchSampler, make_sampler
 from .losses import gamma_for, l1_loss, l2_loss, proximal_matching_loss
 
 WARMUP_LOSSES = {"l1": l1_loss, "l2": l2_loss}
+#: earlier names of TrainConfig fields -> their names now; accepted as keywords and read from
+#: the training config stored in checkpoints
+RENAMED_FIELDS = {"l1_fraction": "warmup_fraction", "lr_l1": "lr_warmup"}
 
 
 @dataclass
@@ -49,8 +53,8 @@ class TrainConfig:
     steps: int = 2000
     warmup_loss: str = "l1"
     batch_size: int = 32
-    l1_fraction: float = 0.5
-    lr_l1: float = 1e-3
+    warmup_fraction: float = 0.5
+    lr_warmup: float = 1e-3
     lr_pm: float = 1e-4
     anneal_warmup: bool = False
     intensity_shift: float = 0.0
@@ -60,6 +64,14 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 200
     ckpt_every: int = 200
+    #: earlier names of ``warmup_fraction`` and ``lr_warmup`` (RENAMED_FIELDS); either wins over the new name
+    l1_fraction: InitVar[float | None] = None
+    lr_l1: InitVar[float | None] = None
+
+    def __post_init__(self, l1_fraction: float | None, lr_l1: float | None) -> None:
+        for old, value in (("l1_fraction", l1_fraction), ("lr_l1", lr_l1)):
+            if value is not None:
+                setattr(self, RENAMED_FIELDS[old], value)
 
     def noise_levels(self, batch: int, g: torch.Generator) -> Tensor:
         """Per-sample noise std (B, 1, 1, 1): ``sigma``, or uniform in sigma * ``sigma_range``."""
@@ -88,20 +100,32 @@ class TrainConfig:
         return min((1 - r) * lo, (1 + r) * lo) - s, max((1 - r) * hi, (1 + r) * hi) + s
 
     @property
-    def l1_steps(self) -> int:
-        """Number of warm-up steps: round(l1_fraction * steps)."""
-        return int(round(self.l1_fraction * self.steps))
+    def warmup_steps(self) -> int:
+        """Number of warm-up steps: round(warmup_fraction * steps)."""
+        return int(round(self.warmup_fraction * self.steps))
 
     def phase(self, step: int, sample_shape: tuple[int, ...]) -> tuple[str, float, float | None]:
         """(loss name, learning rate, gamma or None) at ``step``."""
-        if step < self.l1_steps:
+        if step < self.warmup_steps:
             if not self.anneal_warmup:
-                return self.warmup_loss, self.lr_l1, None
-            cos = 0.5 * (1.0 + math.cos(math.pi * step / self.l1_steps))
-            return self.warmup_loss, self.lr_pm + (self.lr_l1 - self.lr_pm) * cos, None
-        stage_len = max(1, math.ceil((self.steps - self.l1_steps) / len(self.gamma_multipliers)))
-        stage = min((step - self.l1_steps) // stage_len, len(self.gamma_multipliers) - 1)
+                return self.warmup_loss, self.lr_warmup, None
+            cos = 0.5 * (1.0 + math.cos(math.pi * step / self.warmup_steps))
+            return self.warmup_loss, self.lr_pm + (self.lr_warmup - self.lr_pm) * cos, None
+        stage_len = max(1, math.ceil((self.steps - self.warmup_steps) / len(self.gamma_multipliers)))
+        stage = min((step - self.warmup_steps) // stage_len, len(self.gamma_multipliers) - 1)
         return "pm", self.lr_pm, self.gamma_multipliers[stage] * gamma_for(sample_shape, self.gamma_factor)
+
+
+# the earlier names read as the fields they became (a dataclass InitVar would read as None)
+for _old, _new in RENAMED_FIELDS.items():
+    setattr(TrainConfig, _old, property(lambda self, _new=_new: getattr(self, _new), doc=f"The same as {_new}."))
+TrainConfig.l1_steps = property(lambda self: self.warmup_steps, doc="The same as warmup_steps.")
+
+
+def stored_train_config(config: dict) -> dict:
+    """A training config as stored in a checkpoint, in today's field names (RENAMED_FIELDS) and
+    with the defaults of fields added since it was written: every field of :class:`TrainConfig`."""
+    return {**asdict(TrainConfig()), **{RENAMED_FIELDS.get(k, k): v for k, v in config.items()}}
 
 
 @dataclass
@@ -184,7 +208,7 @@ def train(
     init_from: str | Path | None = None,
     **overrides,
 ) -> TrainHistory:
-    """Train ``prior`` by L1 warm-up then staged proximal matching; see the module docstring.
+    """Train ``prior`` by a warm-up (L1 or L2 loss) then staged proximal matching; see the module docstring.
 
     A prior built without ``sigma_train`` gets ``config.sigma`` (stored in its checkpoints and
     used by :func:`pnp_lpn.solve` for its default lam), and one without ``data_range`` the range
@@ -220,7 +244,7 @@ def train(
         prior.data_range = cfg.target_range(*data.value_range())
     rank, world = _rank_world()
     device = next(prior.parameters()).device
-    opt = torch.optim.Adam(prior.parameters(), lr=cfg.lr_l1)
+    opt = torch.optim.Adam(prior.parameters(), lr=cfg.lr_warmup)
     hist, start = TrainHistory(), 0
     ckpt = Path(out_dir) / "checkpoint.safetensors" if out_dir is not None else None
     if ckpt is not None and ckpt.exists():
@@ -298,7 +322,7 @@ def _check_architecture(path: Path, prior: ProxPrior) -> dict:
 
 def _resume(ckpt: Path, prior: ProxPrior, opt: torch.optim.Adam, cfg: TrainConfig) -> tuple[int, TrainHistory]:
     meta = _check_architecture(ckpt, prior)
-    saved = {**asdict(TrainConfig()), **meta["training"]["config"]}  # fields added later keep defaults
+    saved = stored_train_config(meta["training"]["config"])
     start = meta["training"]["step"]
     if json.loads(json.dumps({**saved, "steps": cfg.steps})) != json.loads(json.dumps(asdict(cfg))):
         raise ValueError(f"{ckpt} was trained with different settings {saved}; resume with the same ones")

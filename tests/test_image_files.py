@@ -1,10 +1,10 @@
-"""pnp_lpn.io: every common image mode, NumPy and DICOM files, scaled by what they store."""
+"""pnp_lpn.image_files: every common image mode, NumPy and DICOM files, scaled by what they store."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pnp_lpn.io import range_note, read_input, read_mask
+from pnp_lpn.image_files import range_note, read_input, read_mask
 
 RNG = np.random.default_rng(0)
 GREY8 = RNG.integers(0, 256, (6, 7), dtype=np.uint8)
