@@ -339,17 +339,19 @@ def test_run_off_outside_the_prior_data_range_stops():
     assert all(-0.5 <= float(z.min()) and float(z.max()) <= 1.5 for z in seen)
 
 
-def test_run_off_holds_only_the_image_that_left():
+@pytest.mark.parametrize("method", ["admm", "apgd"])
+def test_run_off_holds_only_the_image_that_left(method):
     """A batch of two: image 0 has content on the mask's null space and runs off as above,
-    image 1 has none there and stays in range. Image 0 is held at its last in-range iterate,
-    image 1 goes on to the end: each equals its own solve (batch = per sample)."""
+    image 1 has none there and stays in range. Image 0 is held at its last in-range iterate
+    (its declared batch state put back every step), image 1 goes on to the end: each equals
+    its own solve (batch = per sample)."""
     mask = (torch.arange(64, dtype=torch.float64).reshape(1, 1, 8, 8) % 2 == 0).double()
     physics = dinv.physics.LinearPhysics(A=lambda x: mask * x, A_adjoint=lambda y: mask * y)
     x_true = 0.2 + 0.6 * torch.rand(2, 1, 8, 8, dtype=torch.float64)
     x0 = torch.cat([x_true[:1], x_true[1:] * mask])
     prior = QuadraticPrior(-0.2)
     prior.data_range = (0.0, 1.0)
-    kw = dict(method="admm", lam=1.0, max_iter=40, tol=1e-8)
+    kw = dict(method=method, lam=1.0, max_iter=40, tol=1e-8)
     with pytest.warns(UserWarning, match=r"ran off: the iterate of image\(s\) \[0\] \(of 2\)"):
         both = pl.solve(physics.A(x_true), physics, prior, x0=x0, **kw)
     with pytest.warns(UserWarning, match="ran off"):

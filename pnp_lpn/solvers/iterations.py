@@ -77,6 +77,7 @@ class StepOutput:
 class Iteration:
     """The state of a PnP iteration and what it declares to the solver's monitor.
 
+    - :meth:`start`: the state at the start x0 (called by the constructor);
     - :meth:`step`: one iteration, replacing (never writing into) its state tensors;
     - ``batch_state``: the names of the state tensors with a batch dimension (put back for
       images held by the run-off guard; distinct tensors, none a view of another);
@@ -98,6 +99,11 @@ class Iteration:
                  lam: float | None = None):
         self.physics, self.y, self.prior_step, self.tau, self.box = physics, y, prior_step, tau, box
         self.lam = 1.0 / tau if lam is None else lam
+        self.start(x0)
+
+    def start(self, x0: Tensor) -> None:
+        """Set the state at the start x0."""
+        self.z = x0.clone()
 
     @property
     def batch_state(self) -> tuple[str, ...]:
@@ -129,12 +135,10 @@ class ADMM(Iteration):
 
     name = "admm"
 
-    def __init__(self, physics, y: Tensor, prior_step: PriorStep, tau: float, x0: Tensor, box=None,
-                 lam: float | None = None):
-        super().__init__(physics, y, prior_step, tau, x0, box, lam)
+    def start(self, x0: Tensor) -> None:
         self.z, self.u = x0.clone(), x0.new_zeros(x0.shape)
-        if box is not None:
-            self.w, self.s = x0.clamp(*box), x0.new_zeros(x0.shape)
+        if self.box is not None:
+            self.w, self.s = x0.clamp(*self.box), x0.new_zeros(x0.shape)
 
     @property
     def batch_state(self) -> tuple[str, ...]:
@@ -179,11 +183,9 @@ class PGD(Iteration):
     name = "pgd"
     gradient_step = True
 
-    def __init__(self, physics, y: Tensor, prior_step: PriorStep, tau: float, x0: Tensor, box=None,
-                 lam: float | None = None):
-        super().__init__(physics, y, prior_step, tau, x0, box, lam)
+    def start(self, x0: Tensor) -> None:
         self.z = x0.clone()
-        self.Az = physics.A(self.z)
+        self.Az = self.physics.A(self.z)
 
     @property
     def batch_state(self) -> tuple[str, ...]:
@@ -211,11 +213,9 @@ class APGD(Iteration):
     gradient_step = True
     needs_objective = True
 
-    def __init__(self, physics, y: Tensor, prior_step: PriorStep, tau: float, x0: Tensor, box=None,
-                 lam: float | None = None):
-        super().__init__(physics, y, prior_step, tau, x0, box, lam)
+    def start(self, x0: Tensor) -> None:
         self.z = x0.clone()
-        self.Az = physics.A(self.z)
+        self.Az = self.physics.A(self.z)
         self.dz, self.dAz = torch.zeros_like(self.z), torch.zeros_like(self.Az)
         batch = x0.shape[0]
         self.theta = x0.new_ones(batch)

@@ -77,26 +77,31 @@ def solve(
     patience: int = 5,
     step: float | None = None,
 ) -> SolveResult:
-    """Reconstruct x from y = A x + noise by PnP-ADMM or PnP-PGD.
+    """Reconstruct x from y = A x + noise by PnP-ADMM, PnP-PGD or PnP-APGD.
 
     :param y: measurements (B, ...) matching ``operator``.
     :param operator: a deepinv LinearPhysics (e.g. from :mod:`pnp_lpn.operators`).
     :param prior: an LPN/AE-LPN (objective monitored), any deepinv denoiser, or a callable.
-    :param method: "admm" (penalty 1/step) or "pgd" (gradient step ``step``); see :mod:`.iterations`.
-    :param lam: weight of R in F; default from the noise levels (module docstring): for a
+    :param method: "admm" (penalty 1/step), "pgd" (gradient step ``step``) or "apgd" (accelerated
+        proximal gradient, FISTA with monotone restart: momentum z_k + beta_k (z_k - z_{k-1})
+        before the gradient step, and a step that would raise F(z) is rejected and restarts
+        the momentum, so F never rises; it needs a prior with an R, e.g. ``pl.RidgePrior``,
+        whose solved prox takes any step, or an LPN with step <= 1/lam); see :mod:`.iterations`.
+    :param lam: weight of R in F; default from the noise levels (:mod:`.weights`): for a
         generic denoiser pass ``denoiser_sigma`` instead. An operator without a noise level
-        gets one estimated from y (:func:`estimated_noise_sigma`, stated in ``result.notes``).
+        gets one estimated from y (:func:`.weights.estimated_noise_sigma`, stated in ``result.notes``).
         A given lam above 1000 x ||A||^2 (the data term then has almost no weight) warns.
     :param max_iter: iteration limit.
-    :param tol: stop when the relative change ||z_k - z_{k-1}|| / ||z_{k-1}|| and (ADMM) the
-        relative primal residual ||x_k - z_k|| / ||z_k|| are <= tol for every image.
+    :param tol: stop when the relative change ||z_k - z_{k-1}|| / ||z_{k-1}|| and the
+        iteration's relative residual (ADMM: primal ||x_k - z_k|| / ||z_k||; APGD: the
+        prox-gradient fixed-point residual ||u_k - v_k|| / ||z_k||) are <= tol for every image.
     :param x0: start; default the operator's ``initial_point(y)`` (FBP for CT, least squares for
         compressed sensing), else A^T y.
     :param callback: called as callback(k, z, info) after each iteration; True stops.
     :param box: (lo, hi), e.g. (0, 1): the constraint lo <= x <= hi. ADMM solves min F(x) s.t. the
         box, as a third (projection) block (:mod:`.iterations`): the returned x is the prior's
         output, where F is known, and meets the box up to the primal residual ("box_violation" in
-        the history is its RMS distance to the box). PGD clips each iterate after the prior; R is
+        the history is its RMS distance to the box). PGD and APGD clip each iterate after the prior; R is
         then unknown (NaN) at iterations where the clip moved an image. None or False: no box.
         "auto" (default): the operator's ``default_box`` (compressed sensing, inpainting:
         (0, 1); the other operators: none), stated in ``result.notes``.
@@ -104,23 +109,24 @@ def solve(
         (noise_sigma / sqrt(lam) at the default step).
     :param tol_objective: also stop when the relative objective change is <= this (>= 0).
     :param patience: (integer >= 1) stop after this many consecutive objective increases that
-        leave F above its lowest value (:class:`RiseMonitor`: rises below 1e-6 of the scale of
+        leave F above its lowest value (:class:`.monitor.RiseMonitor`: rises below 1e-6 of the scale of
         F's terms are rounding, and F must end 1e-3 of that scale above its lowest) (PGD with
-        step <= 1/||A||^2 never increases; not tested for ADMM with a box, whose iterates approach
+        step <= 1/||A||^2 and APGD never increase; not tested for ADMM with a box, whose iterates approach
         the box from outside, where F may lie lower) or at the first non-finite iterate; the best
-        iterate (lowest objective) is returned. Run-off (:class:`RangeGuard`): a learned R can
+        iterate (lowest objective) is returned. Run-off (:class:`.run_off.RangeGuard`): a learned R can
         be unbounded below outside its training range, so the objective may fall while the
         iterate runs off. For a prior with a ``data_range`` (lo, hi) (every shipped LPN), an
         image whose iterate leaves [lo - w/2, hi + w/2], w = hi - lo, is held at its previous
-        iterate (:class:`HeldImages`; "ran off" in ``stop_reason``) while the rest of the batch
+        iterate (:class:`.run_off.HeldImages`; "ran off" in ``stop_reason``) while the rest of the batch
         goes on; for other priors an iterate beyond ``RANGE_FACTOR`` (10) x max(1, max |x0|,
         max |x_1|) only warns (and adds a note).
-    :param step: tau, the step of the data term: the PGD gradient step, or 1/penalty of ADMM.
+    :param step: tau, the step of the data term: the (A)PGD gradient step, or 1/penalty of ADMM.
         Default 1/lam, where the prior step is one call of the prior. A shorter step makes it
         the prox of t R with t = tau lam < 1: exact-prox priors solve it as a convex problem
         warm-started at the previous iteration (:meth:`ProxPrior.scaled_prox_with_regularizer`;
         several prior evaluations per iteration), generic denoisers are called at
-        noise_sigma sqrt(tau). PGD with step <= 1/||A||^2 decreases F monotonically at any lam.
+        noise_sigma sqrt(tau). PGD with step <= 1/||A||^2 decreases F monotonically at any lam
+        (at the default step (A)PGD raises a MAP lam to ||A||^2 for that; a longer step warns).
         tau lam > 1 is refused for exact-prox priors.
 
     Any floating dtype of y works: the solve runs in y's dtype (float32 for float16 /

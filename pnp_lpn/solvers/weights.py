@@ -92,7 +92,8 @@ def raise_for_descent(lam: float, physics, x_like: Tensor, notes: list[str], met
     norm_sq = operator_norm_sq(physics, x_like)
     raised = descent_lam(lam, norm_sq)
     if raised != lam:
-        notes.append(f"{method.upper()}: lam raised to ||A||^2 = {norm_sq:.4g} so that the step 1/lam guarantees descent")
+        notes.append(f"{method.upper()}: lam raised to ||A||^2 = {norm_sq:.4g} so that the step 1/lam guarantees "
+                     "descent")
     return raised
 
 
@@ -110,8 +111,9 @@ def warn_non_descent_step(step: float, physics, x_like: Tensor, notes: list[str]
     """Warn when a gradient step exceeds 1/||A||^2 (up to the power iteration's accuracy)."""
     norm_sq = operator_norm_sq(physics, x_like)
     if step * norm_sq > 1 + DESCENT_RTOL:
-        _warn_and_note(f"{method.upper()} with step {step:.4g} > 1/||A||^2 = {1 / norm_sq:.4g}: descent is not guaranteed and the "
-                       f"objective may increase (use lam >= ||A||^2, step=1/||A||^2 or method='admm')", notes)
+        _warn_and_note(f"{method.upper()} with step {step:.4g} > 1/||A||^2 = {1 / norm_sq:.4g}: descent is not "
+                       "guaranteed and the objective may increase (use lam >= ||A||^2, step=1/||A||^2 or "
+                       "method='admm')", notes)
 
 
 def check_prox_weight(weights: Weights, max_weight: float) -> None:
