@@ -217,3 +217,25 @@ def test_float64_input_with_a_float32_prior_comes_back_in_float64():
         assert out.dtype == torch.float64
     assert p.regularizer(y).dtype == torch.float64
     assert torch.allclose(p.denoise(y, 0.05), p.denoise(y.float(), 0.05).double(), atol=1e-6)
+
+
+def test_inverse_sigma_weight_weights_each_sample_by_sigma_over_its_level():
+    from pnp_lpn.training import TrainConfig, make_sampler, train
+
+    imgs = torch.nn.functional.avg_pool2d(torch.rand(4, 1, 24, 24, generator=torch.Generator().manual_seed(3)), 3, 1, 1)
+    sampler = make_sampler(imgs, 16)
+    cfg = TrainConfig(sigma=0.1, sigma_range=(0.2, 2.0), steps=1, warmup_loss="l2", warmup_fraction=1.0,
+                      batch_size=4, lr_warmup=1e-3, val_every=1000, ckpt_every=1000, inverse_sigma_weight=True)
+    torch.manual_seed(0)
+    p = RidgePrior(channels=(3, 6), kernel=3, scales=(1,), knots=21, rho=1.0)
+    expected_prior = RidgePrior(channels=(3, 6), kernel=3, scales=(1,), knots=21, rho=1.0)
+    expected_prior.load_state_dict(p.state_dict())
+    hist = train(p, sampler, cfg, progress=False)
+    g = torch.Generator().manual_seed(0 * 1_000_000_007 + 0 * 1009 + 0)  # batch 0 of seed 0, rank 0
+    x = cfg.intensity_transform(sampler.sample(4, g), g)
+    levels = cfg.noise_levels(4, g)
+    y = x + levels * torch.randn(x.shape, generator=g)
+    with torch.no_grad():
+        mse = (expected_prior.denoise(y, levels.flatten()) - x).pow(2).flatten(1).mean(1)
+    assert hist.loss[0] == pytest.approx(float((mse * 0.1 / levels.flatten()).mean()), rel=2e-3)  # solve tolerance
+    assert abs(float(mse.mean()) - hist.loss[0]) > 0.05 * hist.loss[0]  # the weights matter here

@@ -72,7 +72,7 @@ class RidgePrior(ProxPrior):
     inner_solve = True
 
     def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (4, 8, 32), kernel: int = 5,
-                 scales: tuple[int, ...] = (1, 2), knots: int = 41, span: float = 4.0, rho: float = 0.0,
+                 scales: tuple[int, ...] = (1, 2), knots: int = 161, span: float = 32.0, rho: float = 0.0,
                  sigma_train: float | None = 0.1):
         super().__init__(in_channels, sigma_train)
         self.bank = FilterBank(in_channels, channels, kernel, scales)

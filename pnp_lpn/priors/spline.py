@@ -28,9 +28,11 @@ class SplineProfiles(nn.Module):
     :param knots: K, odd, >= 3.
     :param span: T, half-width of the grid.
     :param rho: the curvature bound (>= 0).
-    :param init_slope: the initial slope inside [-1, 1] (0 outside): a Huber-like start. It is
-        also the scale of the slopes' parameters (slope = init_slope x parameter), so an
-        optimiser's step moves every slope by the same fraction of the start whatever its size.
+    :param init_slope: the initial slope s inside [-1, 1]. Outside, phi' starts constant (a
+        Huber-like start, rho = 0) or, for rho > 0, falls at the steepest allowed slope -rho
+        back to 0 and stays there (a truncated-quadratic-like start: large responses, edges,
+        cost a bounded amount). s is also the scale of the slopes' parameters (slope = s x
+        parameter), so an optimiser's step moves every slope by the same fraction of the start.
     """
 
     def __init__(self, n: int, knots: int = 41, span: float = 4.0, rho: float = 0.0, init_slope: float = 1.0):
@@ -42,8 +44,12 @@ class SplineProfiles(nn.Module):
         self.n, self.knots, self.span, self.rho = n, knots, float(span), float(rho)
         self.h = 2 * self.span / (knots - 1)
         self.gain = float(init_slope)
-        mids = torch.linspace(-self.span, self.span, knots)[:-1] + self.h / 2
-        self.raw_slopes = nn.Parameter(torch.where(mids.abs() < 1, 1.0, 0.0).repeat(n, 1))
+        t = torch.linspace(-self.span, self.span, knots, dtype=torch.float64)
+        target = init_slope * t.clamp(-1, 1)  # phi' at the knots; for rho > 0 falling back to 0 beyond |t| = 1
+        if rho > 0:
+            target = target.sign() * (init_slope - rho * (t.abs() - 1).clamp_min(0)).clamp_min(0).minimum(target.abs())
+        start = (target.diff() / self.h / init_slope).float()
+        self.raw_slopes = nn.Parameter(start.repeat(n, 1))
 
     def slopes(self) -> Tensor:
         """a (n, K - 1) = gain x parameters, clamped to >= -rho."""

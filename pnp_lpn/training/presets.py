@@ -51,7 +51,7 @@ _NATURAL = TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2"
 
 #: ridge priors: one model for noise levels 0.01..0.25 (sigma_range x sigma), denoising MSE through
 #: the inner solve (implicit differentiation), learning rate annealed from 2e-3 to 1e-4
-_RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss="l2", warmup_fraction=1.0,
+_RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1000, warmup_loss="l2", warmup_fraction=1.0,
                      batch_size=16, lr_warmup=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100)
 
 TRAINING_PRESETS: dict[str, Preset] = {
@@ -59,6 +59,12 @@ TRAINING_PRESETS: dict[str, Preset] = {
         "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
         "(scikit-image/scikit-learn photos), denoising MSE through the exact prox",
         RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48, _RIDGE,
+    ),
+    "wcrr-natural-gray-weighted": Preset(
+        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
+        "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
+        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48,
+        replace(_RIDGE, steps=1500, inverse_sigma_weight=True),
     ),
     "crr-natural-gray": Preset(
         "convex ridge regulariser (CRR) for grey natural images, every noise level 0.01..0.25 "

@@ -62,6 +62,9 @@ class TrainConfig:
     gamma_factor: float = 0.08
     gamma_multipliers: tuple[float, ...] = (8.0, 4.0, 2.0, 1.0)
     seed: int = 0
+    #: weight each sample's loss by sigma / its noise level (per-sample levels only): the MSE falls with
+    #: the level, so without it the low levels hardly count; with it every level counts about alike in dB
+    inverse_sigma_weight: bool = False
     val_every: int = 200
     ckpt_every: int = 200
     #: earlier names of ``warmup_fraction`` and ``lr_warmup`` (RENAMED_FIELDS); either wins over the new name
@@ -281,6 +284,8 @@ def train(
             # a noise-conditional prior (one model for every sigma) denoises at each sample's level
             x_hat = prior.denoise(y, levels.flatten().to(device)) if prior.conditional else prior.prox(y, True)
             per_sample = proximal_matching_loss(x_hat, x, gamma) if kind == "pm" else WARMUP_LOSSES[kind](x_hat, x)
+            if cfg.inverse_sigma_weight:
+                per_sample = per_sample * (cfg.sigma / levels.flatten().to(device))
             loss = per_sample.mean()
             opt.zero_grad(set_to_none=False)
             loss.backward()
