@@ -232,21 +232,8 @@ def train(
         (fine-tuning; ignored when resuming). Recorded in the metadata.
     """
     cfg = TrainConfig(**{**asdict(config or TrainConfig()), **overrides})
-    if cfg.warmup_loss not in WARMUP_LOSSES:
-        raise ValueError(f"warmup_loss must be one of {sorted(WARMUP_LOSSES)}, got {cfg.warmup_loss!r}")
-    if not isinstance(prior, ProxPrior):
-        raise TypeError(f"train needs an exact-prox prior (pl.LPN, pl.AELPN, ...), got {type(prior).__name__}")
-    data = make_sampler(data)
-    if data.channels != prior.in_channels:
-        raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
-    if prior.sigma_train is None:  # the prior records the level it was trained at (solve's default lam)
-        prior.sigma_train = cfg.sigma
-    if prior.data_range is None and prior.range_limited:
-        # the range of its clean targets (solve's run-off guard); an AE-LPN gets none (it commutes
-        # with every a x + c, so no range is special to it), nor does an explicit R
-        prior.data_range = cfg.target_range(*data.value_range())
+    data = _prepare(prior, data, cfg)
     rank, world = _rank_world()
-    device = next(prior.parameters()).device
     opt = torch.optim.Adam(prior.parameters(), lr=cfg.lr_warmup)
     hist, start = TrainHistory(), 0
     ckpt = Path(out_dir) / "checkpoint.safetensors" if out_dir is not None else None
@@ -255,7 +242,6 @@ def train(
     elif init_from is not None:
         _check_architecture(Path(init_from), prior)
         prior.load_state_dict(load_tensors(init_from, "model."))
-    sample_shape = (data.channels, data.patch_size, data.patch_size)
     prior.train()
     t0 = time.perf_counter() - hist.wall_time
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or rank != 0,
@@ -273,28 +259,8 @@ def train(
 
     with _StopOnSignal() as stop:
         for step in bar:
-            g = torch.Generator().manual_seed(cfg.seed * 1_000_000_007 + step * 1009 + rank)
-            x = cfg.intensity_transform(data.sample(cfg.batch_size, g), g)
-            levels = cfg.noise_levels(x.shape[0], g)
-            y = x + levels * torch.randn(x.shape, generator=g)
-            x, y = x.to(device), y.to(device)
-            kind, lr, gamma = cfg.phase(step, sample_shape)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            # a noise-conditional prior (one model for every sigma) denoises at each sample's level
-            x_hat = prior.denoise(y, levels.flatten().to(device)) if prior.conditional else prior.prox(y, True)
-            per_sample = proximal_matching_loss(x_hat, x, gamma) if kind == "pm" else WARMUP_LOSSES[kind](x_hat, x)
-            if cfg.inverse_sigma_weight:
-                per_sample = per_sample * (cfg.sigma / levels.flatten().to(device))
-            loss = per_sample.mean()
-            opt.zero_grad(set_to_none=False)
-            loss.backward()
-            if world > 1:
-                for p in prior.parameters():
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
-            opt.step()
-            prior.project_weights()
+            loss, lr = _training_loss(prior, cfg, data, step, rank)
+            _optimiser_step(prior, opt, loss, lr, world)
             hist.loss.append(float(loss.detach()))
             done = step + 1
             if val_images and rank == 0 and (done % cfg.val_every == 0 or done == cfg.steps):
@@ -309,6 +275,58 @@ def train(
     hist.wall_time = time.perf_counter() - t0
     prior.eval()
     return hist
+
+
+def _prepare(prior: ProxPrior, data: PatchSampler | Tensor | list[Tensor] | str, cfg: TrainConfig) -> PatchSampler:
+    """Check the run's inputs, give the prior its training level and range; the data's sampler."""
+    if cfg.warmup_loss not in WARMUP_LOSSES:
+        raise ValueError(f"warmup_loss must be one of {sorted(WARMUP_LOSSES)}, got {cfg.warmup_loss!r}")
+    if not isinstance(prior, ProxPrior):
+        raise TypeError(f"train needs an exact-prox prior (pl.LPN, pl.AELPN, ...), got {type(prior).__name__}")
+    data = make_sampler(data)
+    if data.channels != prior.in_channels:
+        raise ValueError(f"data has {data.channels} channel(s), the prior expects {prior.in_channels}")
+    if prior.sigma_train is None:  # the prior records the level it was trained at (solve's default lam)
+        prior.sigma_train = cfg.sigma
+    if prior.data_range is None and prior.range_limited:
+        # the range of its clean targets (solve's run-off guard); an AE-LPN gets none (it commutes
+        # with every a x + c, so no range is special to it), nor does an explicit R
+        prior.data_range = cfg.target_range(*data.value_range())
+    return data
+
+
+def _training_loss(prior: ProxPrior, cfg: TrainConfig, data: PatchSampler, step: int,
+                   rank: int) -> tuple[Tensor, float]:
+    """(batch loss, learning rate) of ``step``: pairs drawn from a generator seeded by (seed, step,
+    rank), the loss and rate of the schedule's phase at ``step``."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_000_007 + step * 1009 + rank)
+    x = cfg.intensity_transform(data.sample(cfg.batch_size, g), g)
+    levels = cfg.noise_levels(x.shape[0], g)
+    y = x + levels * torch.randn(x.shape, generator=g)
+    device = next(prior.parameters()).device
+    x, y, levels = x.to(device), y.to(device), levels.flatten().to(device)
+    kind, lr, gamma = cfg.phase(step, (data.channels, data.patch_size, data.patch_size))
+    # a noise-conditional prior (one model for every sigma) denoises at each sample's level
+    x_hat = prior.denoise(y, levels) if prior.conditional else prior.prox(y, True)
+    per_sample = proximal_matching_loss(x_hat, x, gamma) if kind == "pm" else WARMUP_LOSSES[kind](x_hat, x)
+    if cfg.inverse_sigma_weight:
+        per_sample = per_sample * (cfg.sigma / levels)
+    return per_sample.mean(), lr
+
+
+def _optimiser_step(prior: ProxPrior, opt: torch.optim.Adam, loss: Tensor, lr: float, world: int) -> None:
+    """One Adam step at rate ``lr`` on ``loss`` (gradients averaged over ``world`` processes),
+    then the prior's convexity constraints restored."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=False)
+    loss.backward()
+    if world > 1:
+        for p in prior.parameters():
+            dist.all_reduce(p.grad)
+            p.grad /= world
+    opt.step()
+    prior.project_weights()
 
 
 def _architecture(config: dict) -> dict:
