@@ -119,7 +119,7 @@ def diverging_pgd():
 
 def ridge_admm():
     torch.manual_seed(8)
-    prior = pl.RidgePrior(channels=(3, 6), kernel=3, scales=(1,), rho=0.0).double().eval()
+    prior = pl.RidgePrior(channels=(3, 6), kernel=3, scales=(1,), knots=41, span=4.0, rho=0.0).double().eval()
     physics = _blur(sigma=1.0)
     y = physics.A(torch.rand(1, 1, 16, 16, dtype=torch.float64)) + 0.02 * torch.randn(1, 1, 16, 16, dtype=torch.float64)
     return (y, physics, prior), dict(method="admm", lam=0.05, max_iter=6, tol=0)
