@@ -66,6 +66,12 @@ TRAINING_PRESETS: dict[str, Preset] = {
         RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48,
         replace(_RIDGE, steps=1500, inverse_sigma_weight=True),
     ),
+    "wcrr-natural-gray-interior": Preset(
+        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
+        "(scikit-image/scikit-learn photos), 1/sigma-weighted denoising MSE on the interior of 72^2 patches",
+        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 72,
+        replace(_RIDGE, steps=400, inverse_sigma_weight=True, loss_border=16),
+    ),
     "crr-natural-gray": Preset(
         "convex ridge regulariser (CRR) for grey natural images, every noise level 0.01..0.25 "
         "(scikit-image/scikit-learn photos), denoising MSE through the exact prox",
