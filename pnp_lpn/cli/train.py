@@ -8,8 +8,9 @@ import sys
 
 from .common import check_file, positive_float, positive_int
 
-DESCRIPTION = ("Train an LPN/AE-LPN prior by proximal matching. Rerunning the same command with the same --out "
-               "resumes from the last checkpoint.")
+DESCRIPTION = ("Train a prior from a preset: an LPN/AE-LPN by warm-up then proximal matching, a ridge prior (CRR/WCRR) "
+               "by denoising MSE through its solved prox. Rerunning the same command with the same --out resumes from "
+               "the last checkpoint.")
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
