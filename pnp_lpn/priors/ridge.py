@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from .._checks import check_positive
 from .base import ProxPrior, RegularizerResult, ScaledProx
 from .filters import FilterBank
-from .inversion import invert_gradient, rms
+from .inversion import invert_gradient
 from .spline import SplineProfiles
 
 
