@@ -124,9 +124,9 @@ class RidgePrior(ProxPrior):
     def _parts(self, batch: int, sigma: float | Tensor | None, t: float) -> RidgeParts:
         ref = self.lam_coef.new_tensor(self._reference())
         s = ref.expand(batch) if sigma is None else torch.as_tensor(sigma, dtype=ref.dtype, device=ref.device)
-        s = s.reshape(-1).expand(batch) if s.numel() in (1, batch) else None
-        if s is None:
-            raise ValueError(f"sigma must be a number or a ({batch},) tensor, got shape {tuple(torch.as_tensor(sigma).shape)}")
+        if s.numel() not in (1, batch):
+            raise ValueError(f"sigma must be a number or a ({batch},) tensor, got shape {tuple(s.shape)}")
+        s = s.reshape(-1).expand(batch)
         if not bool((s > 0).all()):
             raise ValueError("the noise level sigma must be > 0")
         lam, mu = self.lam_mu(s)
