@@ -30,6 +30,7 @@ gradient by the inverse Hessian (conjugate gradients), which is d z* / d(theta, 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -160,13 +161,20 @@ class RidgePrior(ProxPrior):
             reg = total * (parts.weight / parts.mu**2).to(torch.float64)
         return grad, reg
 
+    def hessian(self, parts: RidgeParts, x: Tensor) -> Callable[[Tensor], Tensor]:
+        """v -> (I + w W^T diag(phi''(mu W x)) W) v, the Hessian of E at x (the curvatures
+        phi''(mu W x) evaluated once, for every product)."""
+        curvatures = [e[2] for e in self._profile(self._responses(parts, x), (2,))]
+        weight = parts.weight.view(-1, 1, 1, 1)
+
+        def apply(v: Tensor) -> Tensor:
+            inner = [c * r for c, r in zip(curvatures, self.bank.apply(parts.kernels, v))]
+            return v + self.bank.adjoint(parts.kernels, inner, x.shape[-2:]) * weight
+        return apply
+
     def hessian_vector(self, parts: RidgeParts, x: Tensor, v: Tensor) -> Tensor:
-        """(I + w W^T diag(phi''(mu W x)) W) v, the Hessian of E at x applied to v."""
-        u = self._responses(parts, x)
-        evals = self._profile(u, (2,))
-        wv = self.bank.apply(parts.kernels, v)
-        inner = [e[2] * r for e, r in zip(evals, wv)]
-        return v + self.bank.adjoint(parts.kernels, inner, x.shape[-2:]) * parts.weight.view(-1, 1, 1, 1)
+        """The Hessian of E at x applied to v (:meth:`hessian`)."""
+        return self.hessian(parts, x)(v)
 
     # ----- the inner solve ------------------------------------------------------------
     def solve_denoising(self, y: Tensor, parts: RidgeParts, x0: Tensor | None = None, tol: float | None = None,
@@ -209,7 +217,7 @@ class RidgePrior(ProxPrior):
 
         def inverse_hessian(grad: Tensor) -> Tensor:
             with torch.no_grad():
-                return conjugate_gradient(lambda v: self.hessian_vector(frozen, z_star, v), grad, tol=cg_tol)
+                return conjugate_gradient(self.hessian(frozen, z_star), grad, tol=cg_tol)
 
         out.register_hook(inverse_hessian)
         return out
@@ -264,7 +272,7 @@ class RidgePrior(ProxPrior):
         """Nothing to restore: the constraints hold for every parameter value."""
 
 
-def conjugate_gradient(apply: "callable", b: Tensor, tol: float = 1e-6, max_iter: int = 200) -> Tensor:
+def conjugate_gradient(apply: Callable[[Tensor], Tensor], b: Tensor, tol: float = 1e-6, max_iter: int = 200) -> Tensor:
     """Solve A u = b per image for a symmetric positive definite A (``apply``), batched CG,
     stopping when every image's ||A u - b|| <= tol ||b||."""
     u = torch.zeros_like(b)
