@@ -22,23 +22,41 @@ def _prior(rho: float, seed: int = 0) -> RidgePrior:
     return p
 
 
-def test_filter_bank_adjoint_and_certified_norm():
+@pytest.mark.parametrize("size", [(23, 19), (3, 5)])  # (3, 5): the symmetric extension wraps more than once
+def test_filter_bank_adjoint_and_certified_norm(size):
     torch.manual_seed(1)
     bank = FilterBank(1, (3, 5), 3, (1, 2)).double()
     k = [[t.detach() for t in chain] for chain in bank.kernels()]
-    x = torch.randn(2, 1, 23, 19, dtype=torch.float64)
+    x = torch.randn(2, 1, *size, dtype=torch.float64)
     wx = bank.apply(k, x)
+    assert [tuple(r.shape) for r in wx] == [(2, 5, 4, size[0] // s, size[1] // s) for s in (1, 2)]
     g = [torch.randn_like(r) for r in wx]
     lhs = sum((a * b).sum() for a, b in zip(wx, g))
     rhs = (x * bank.adjoint(k, g, x.shape[-2:])).sum()
     assert torch.allclose(lhs, rhs, rtol=1e-12)
-    v = torch.randn(1, 1, 32, 32, dtype=torch.float64)  # power iteration on W^T W
-    for _ in range(100):
-        v = bank.adjoint(k, bank.apply(k, v), v.shape[-2:])
-        norm_sq = float(v.norm())
-        v = v / norm_sq
-    assert float(norm_sq) <= 1.0
-    assert float(norm_sq) > 0.2  # the bound is not vacuous
+    for shape in (size, (40, 33)):  # power iteration on W^T W: the certified bound holds at every size
+        v = torch.randn(1, 1, *shape, dtype=torch.float64)
+        for _ in range(200):
+            v = bank.adjoint(k, bank.apply(k, v), v.shape[-2:])
+            norm_sq = float(v.norm())
+            v = v / norm_sq
+        assert norm_sq <= 1.0
+    assert norm_sq > 0.3  # the bound is not vacuous
+
+
+def test_filter_bank_filters_border_pixels_and_is_flip_invariant():
+    """Symmetric boundaries: a corner pixel is seen by as many responses as an interior one,
+    and R(F x) = R(x) for the left-right and up-down flips."""
+    p = _prior(1.0)
+    k = [[t.detach() for t in chain] for chain in p.bank.kernels()]
+    corner, centre = torch.zeros(1, 1, 16, 16, dtype=torch.float64), torch.zeros(1, 1, 16, 16, dtype=torch.float64)
+    corner[..., 0, 0], centre[..., 8, 8] = 1.0, 1.0
+    energy = [sum(float(r.pow(2).sum()) for r in p.bank.apply(k, e)) for e in (corner, centre)]
+    assert energy[0] > 0.5 * energy[1]
+    x = torch.rand(2, 1, 18, 14, dtype=torch.float64)  # sides multiples of the scales: pooling drops no row
+    r = p.regularizer(x)
+    for dims in ((-1,), (-2,), (-2, -1)):
+        assert torch.allclose(p.regularizer(x.flip(dims)), r, rtol=1e-10)
 
 
 def test_spline_profile_is_the_integral_of_its_derivative():
@@ -239,3 +257,9 @@ def test_inverse_sigma_weight_weights_each_sample_by_sigma_over_its_level():
         mse = (expected_prior.denoise(y, levels.flatten()) - x).pow(2).flatten(1).mean(1)
     assert hist.loss[0] == pytest.approx(float((mse * 0.1 / levels.flatten()).mean()), rel=2e-3)  # solve tolerance
     assert abs(float(mse.mean()) - hist.loss[0]) > 0.05 * hist.loss[0]  # the weights matter here
+
+
+def test_too_small_image_is_refused_with_the_minimum_size():
+    p = _prior(1.0)
+    with pytest.raises(ValueError, match="at least 2 pixels"):
+        p.denoise(torch.rand(1, 1, 1, 5, dtype=torch.float64), 0.1)

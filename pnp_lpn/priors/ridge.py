@@ -72,7 +72,7 @@ class RidgePrior(ProxPrior):
     range_limited = False  # R is explicit everywhere
     inner_solve = True
 
-    def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (4, 8, 32), kernel: int = 5,
+    def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (4, 8, 8), kernel: int = 5,
                  scales: tuple[int, ...] = (1, 2), knots: int = 161, span: float = 32.0, rho: float = 0.0,
                  sigma_train: float | None = 0.1):
         super().__init__(in_channels, sigma_train)
@@ -140,8 +140,7 @@ class RidgePrior(ProxPrior):
 
     # ----- energy -------------------------------------------------------------------
     def _responses(self, parts: RidgeParts, x: Tensor) -> list[Tensor]:
-        mu = parts.mu.view(-1, 1, 1, 1)
-        return [mu * r for r in self.bank.apply(parts.kernels, x)]
+        return [parts.mu.view(-1, *[1] * (r.dim() - 1)) * r for r in self.bank.apply(parts.kernels, x)]
 
     def _profile(self, u: list[Tensor], order: tuple[int, ...]) -> list[dict[int, Tensor]]:
         """phi^(d) of each scale's responses; scale i uses profiles i F .. (i + 1) F - 1."""
@@ -223,6 +222,14 @@ class RidgePrior(ProxPrior):
         return out
 
     # ----- ProxPrior interface ----------------------------------------------------------
+    def _check(self, x: Tensor) -> Tensor:
+        x = super()._check(x)
+        if min(x.shape[-2:]) < self.bank.min_size():
+            raise ValueError(f"images must be at least {self.bank.min_size()} pixels on each side for this ridge "
+                             f"prior (its coarsest scale pools {self.bank.min_size()} x {self.bank.min_size()} "
+                             f"blocks), got {tuple(x.shape[-2:])}")
+        return x
+
     def _prox_and_potential(self, x: Tensor, create_graph: bool | None) -> tuple[Tensor, Tensor]:
         """(prox_R(x), psi(x)) with psi(x) = 1/2 ||x||^2 - 1/2 ||z - x||^2 - R(z), z = prox_R(x)."""
         with torch.set_grad_enabled(torch.is_grad_enabled() if create_graph is None else bool(create_graph)):
