@@ -50,31 +50,21 @@ _NATURAL = TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2"
                        anneal_warmup=True, intensity_shift=0.5, intensity_scale=0.5, val_every=250, ckpt_every=250)
 
 #: ridge priors: one model for noise levels 0.01..0.25 (sigma_range x sigma), denoising MSE through
-#: the inner solve (implicit differentiation), learning rate annealed from 2e-3 to 1e-4
-_RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1000, warmup_loss="l2", warmup_fraction=1.0,
-                     batch_size=16, lr_warmup=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100)
+#: the inner solve (implicit differentiation) weighted by sigma_ref / sigma (the low levels' small
+#: errors count), learning rate annealed from 2e-3 to 1e-4
+_RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss="l2", warmup_fraction=1.0,
+                     batch_size=16, lr_warmup=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100,
+                     inverse_sigma_weight=True)
 
 TRAINING_PRESETS: dict[str, Preset] = {
     "wcrr-natural-gray": Preset(
         "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
-        "(scikit-image/scikit-learn photos), denoising MSE through the exact prox",
-        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48, _RIDGE,
-    ),
-    "wcrr-natural-gray-weighted": Preset(
-        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
         "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
-        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48,
-        replace(_RIDGE, steps=1500, inverse_sigma_weight=True),
-    ),
-    "wcrr-natural-gray-interior": Preset(
-        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
-        "(scikit-image/scikit-learn photos), 1/sigma-weighted denoising MSE on the interior of 72^2 patches",
-        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 72,
-        replace(_RIDGE, steps=400, inverse_sigma_weight=True, loss_border=16),
+        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48, _RIDGE,
     ),
     "crr-natural-gray": Preset(
         "convex ridge regulariser (CRR) for grey natural images, every noise level 0.01..0.25 "
-        "(scikit-image/scikit-learn photos), denoising MSE through the exact prox",
+        "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
         RidgePrior, dict(in_channels=1, rho=0.0), "natural-gray", 48, _RIDGE,
     ),
     "natural-gray": Preset(

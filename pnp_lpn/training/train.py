@@ -65,9 +65,6 @@ class TrainConfig:
     #: weight each sample's loss by sigma / its noise level (per-sample levels only): the MSE falls with
     #: the level, so without it the low levels hardly count; with it every level counts about alike in dB
     inverse_sigma_weight: bool = False
-    #: score each patch only inside this many pixels from its border (a prior whose filters are
-    #: "valid" convolutions regularises a patch's border band less; scoring it tunes the strength to it)
-    loss_border: int = 0
     val_every: int = 200
     ckpt_every: int = 200
     #: earlier names of ``warmup_fraction`` and ``lr_warmup`` (RENAMED_FIELDS); either wins over the new name
@@ -311,9 +308,6 @@ def _training_loss(prior: ProxPrior, cfg: TrainConfig, data: PatchSampler, step:
     kind, lr, gamma = cfg.phase(step, (data.channels, data.patch_size, data.patch_size))
     # a noise-conditional prior (one model for every sigma) denoises at each sample's level
     x_hat = prior.denoise(y, levels) if prior.conditional else prior.prox(y, True)
-    if cfg.loss_border:
-        b = cfg.loss_border
-        x_hat, x = x_hat[..., b:-b, b:-b], x[..., b:-b, b:-b]
     per_sample = proximal_matching_loss(x_hat, x, gamma) if kind == "pm" else WARMUP_LOSSES[kind](x_hat, x)
     if cfg.inverse_sigma_weight:
         per_sample = per_sample * (cfg.sigma / levels)
