@@ -263,3 +263,22 @@ def test_too_small_image_is_refused_with_the_minimum_size():
     p = _prior(1.0)
     with pytest.raises(ValueError, match="at least 2 pixels"):
         p.denoise(torch.rand(1, 1, 1, 5, dtype=torch.float64), 0.1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_denoise_and_training_gradient_match_cpu(monkeypatch):
+    """The inner solve, its certificate and the implicit gradient on CUDA equal the CPU ones (float64)."""
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    cpu = _prior(1.0)
+    gpu = _prior(1.0).cuda()
+    y = torch.rand(2, 1, 20, 18, dtype=torch.float64)
+    sigma = torch.tensor([0.05, 0.2], dtype=torch.float64)
+    torch.testing.assert_close(gpu.denoise(y.cuda(), sigma.cuda(), tol=1e-10).cpu(), cpu.denoise(y, sigma, tol=1e-10))
+    grads = []
+    for p, dev in ((cpu, "cpu"), (gpu, "cuda")):
+        p.train()
+        p.zero_grad()
+        p.denoise(y.to(dev), sigma.to(dev), tol=1e-10).pow(2).sum().backward()
+        grads.append(p.bank.chains[0][0].grad.cpu())
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)

@@ -67,6 +67,12 @@ TRAINING_PRESETS: dict[str, Preset] = {
         "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
         RidgePrior, dict(in_channels=1, rho=0.0), "natural-gray", 48, _RIDGE,
     ),
+    "wcrr-natural-gray-gpu": Preset(
+        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25, "
+        "GPU-length run (the published WCRR-NN's 6000 batches of 128 patches; scikit-image/scikit-learn photos)",
+        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48,
+        replace(_RIDGE, steps=6000, batch_size=128, val_every=500, ckpt_every=250),
+    ),
     "natural-gray": Preset(
         "LPN with a convex patch-mixture field for grey natural images at sigma 0.1 (scikit-image/scikit-learn "
         "photos), L2 warm-up then proximal matching",
