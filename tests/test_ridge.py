@@ -22,14 +22,39 @@ def _prior(rho: float, seed: int = 0) -> RidgePrior:
     return p
 
 
-@pytest.mark.parametrize("size", [(23, 19), (3, 5)])  # (3, 5): the symmetric extension wraps more than once
-def test_filter_bank_adjoint_and_certified_norm(size):
+def _spatial_bank(bank: FilterBank, x: torch.Tensor) -> list[torch.Tensor]:
+    """Reference W x computed in space: each flip of the pooled image, extended with half-sample
+    symmetric boundaries, through the chain of valid convolutions; (B, F, 4 H_s, W_s) per scale."""
+    import torch.nn.functional as F
+
+    out = []
+    for s, chain in zip(bank.scales, bank._raw_chains()):
+        z = F.avg_pool2d(x, s) * s if s > 1 else x
+        pad = (bank.extent - 1) // 2
+
+        def index(n):
+            i = torch.arange(-pad, n + pad) % (2 * n)
+            return torch.where(i < n, i, 2 * n - 1 - i)
+        flips = [z, z.flip(-1), z.flip(-2), z.flip(-2, -1)]
+        h = torch.cat([f.index_select(-2, index(z.shape[-2])).index_select(-1, index(z.shape[-1])) for f in flips])
+        for k in chain:
+            h = F.conv2d(h, k)
+        out.append(torch.cat(h.chunk(4), -2) / bank.norm_bound())
+    return out
+
+
+@pytest.mark.parametrize("size", [(23, 19), (3, 5)])  # (3, 5): the kernels wrap around the small torus
+def test_filter_bank_matches_spatial_reference_adjoint_and_certified_norm(size):
     torch.manual_seed(1)
     bank = FilterBank(1, (3, 5), 3, (1, 2)).double()
-    k = [[t.detach() for t in chain] for chain in bank.kernels()]
+    k = bank.kernels().detach()
     x = torch.randn(2, 1, *size, dtype=torch.float64)
     wx = bank.apply(k, x)
-    assert [tuple(r.shape) for r in wx] == [(2, 5, 4, size[0] // s, size[1] // s) for s in (1, 2)]
+    assert [tuple(r.shape) for r in wx] == [(2, 5, 2 * (size[0] // s), 2 * (size[1] // s)) for s in (1, 2)]
+    with torch.no_grad():  # the torus holds the same responses in another layout: compare per-filter moments
+        for fft, ref in zip(wx, _spatial_bank(bank, x)):
+            for power in (1, 2, 3):
+                torch.testing.assert_close(fft.pow(power).sum((-2, -1)), ref.pow(power).sum((-2, -1)))
     g = [torch.randn_like(r) for r in wx]
     lhs = sum((a * b).sum() for a, b in zip(wx, g))
     rhs = (x * bank.adjoint(k, g, x.shape[-2:])).sum()
@@ -48,7 +73,7 @@ def test_filter_bank_filters_border_pixels_and_is_flip_invariant():
     """Symmetric boundaries: a corner pixel is seen by as many responses as an interior one,
     and R(F x) = R(x) for the left-right and up-down flips."""
     p = _prior(1.0)
-    k = [[t.detach() for t in chain] for chain in p.bank.kernels()]
+    k = p.bank.kernels().detach()
     corner, centre = torch.zeros(1, 1, 16, 16, dtype=torch.float64), torch.zeros(1, 1, 16, 16, dtype=torch.float64)
     corner[..., 0, 0], centre[..., 8, 8] = 1.0, 1.0
     energy = [sum(float(r.pow(2).sum()) for r in p.bank.apply(k, e)) for e in (corner, centre)]

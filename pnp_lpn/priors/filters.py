@@ -1,27 +1,27 @@
 """A learned multi-scale filter bank W with symmetric boundaries, an exact adjoint and ||W|| <= 1.
 
 For each scale s in ``scales`` the image is pooled by P_s (the mean over s x s blocks times s,
-so P_s P_s^T = I and ||P_s|| = 1); the pooled image z is flipped by each f of the group
-G = {identity, left-right, up-down, both}, extended by p = (e - 1) / 2 pixels with
-half-sample symmetric boundaries (E: z_{-1-i} = z_i, z_{n+i} = z_{n-1-i}, as in the DCT-II) and
-filtered by a chain of "valid" convolutions (kernel size k, channels c_1, ..., c_L = F, composite
-kernel K of size e = L (k - 1) + 1, the first layer zero-mean so W kills constant images):
+so P_s P_s^T = I and ||P_s|| = 1). The pooled n x m image z is extended to its periodic
+symmetric extension S z on the 2n x 2m torus (blocks z, F_lr z, F_ud z, F_both z, the flips of
+z; ||S z||^2 = 4 ||z||^2) and convolved circularly with F composite kernels K (F x C, size
+e = L (k - 1) + 1, the impulse responses of a chain of L convolutions with kernel size k and
+channels c_1, ..., c_L = F, the first layer zero-mean so W kills constant images):
 
-    W x = [C E F_f P_s x]_{s, f},        W^T g = sum_s P_s^T sum_f F_f E^T C^T g_{s,f}.
+    W x = [K * S P_s x]_s,        W^T g = sum_s P_s^T S^T (K~ * g_s),
 
-Every response has the pooled image's size, so pixels at the border are filtered like the
-others, and W is closed under the flips (its filters are {f(K_j)}), so R(F_f x) = R(x) when the
-image sides are multiples of every scale.
+computed by FFTs on the torus (K~: K reflected, the conjugate spectrum; S^T folds the four
+blocks back, flipped). Each response block is the chain applied to a flipped copy of z with
+half-sample symmetric boundaries, so border pixels are filtered like the others, W is
+closed under the flips (its filters are {f(K_j)}), and R(F_f x) = R(x) when the image sides
+are multiples of every scale (a flip of z translates S z on the torus).
 
-W is divided by a certified bound B >= ||W||. For z of size n x m let S z be its periodic
-symmetric extension on the 2n x 2m torus (blocks z, F_lr z, F_ud z, F_both z, ||S z||^2 =
-4 ||z||^2); E F_f z is S z seen around block f, so sum_f ||C E F_f z||^2 = ||K * S z||^2 (circular
-convolution). Summing this over the flipped banks f(K), whose four sums are equal, gives
+W is divided by a certified bound B >= ||W||. Summing ||K' * S z||^2 over the flipped banks
+K' = f(K), whose four sums are equal (a flip of K is a flip of the torus), gives
 
-    sum_f ||C E F_f z||^2 <= (1/4) sup_w sum_g ||K^(g w)||_F^2 ||S z||^2 = sup_w P(w) ||z||^2,
+    ||K * S z||^2 <= (1/4) sup_w sum_g ||K^(g w)||_F^2 ||S z||^2 = sup_w P(w) ||z||^2,
 
-with P(w) = sum_{g in G} ||K^(g w)||_F^2 (g w: w with flipped signs), the same sup that bounds the
-flip-closed bank on the whole plane, so the symmetric boundary costs nothing. P is a
+with P(w) = sum_{g in G} ||K^(g w)||_F^2 (G the four sign flips of the frequency w), the bound of
+the flip-closed bank on the whole plane, so the symmetric boundary costs nothing. P is a
 trigonometric polynomial of degree e - 1 per axis, so its maximum over an N x N frequency
 grid under-estimates the supremum by at most the factor cos(pi (e - 1) / N)^2 (N = 256 here):
 
@@ -37,7 +37,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 NORM_GRID = 256
-FLIPS = 4  # |G|: identity, left-right, up-down, both
 
 
 class FilterBank(nn.Module):
@@ -45,7 +44,7 @@ class FilterBank(nn.Module):
 
     :param in_channels: C.
     :param channels: (c_1, ..., F), the chain's output channels (F free filters per scale, each
-        used with its |G| = 4 flips).
+        used with its 4 flips).
     :param kernel: k, odd kernel size of every layer.
     :param scales: pooling factors, e.g. (1, 2).
     """
@@ -76,41 +75,47 @@ class FilterBank(nn.Module):
         return [[k - k.mean((2, 3), keepdim=True) if i == 0 else k for i, k in enumerate(chain)]
                 for chain in self.chains]
 
-    def kernels(self) -> list[list[Tensor]]:
-        """Each scale's chain of kernels, the whole divided by the norm bound B (B^(1/L) per layer)."""
-        raw = self._raw_chains()
-        scale = self.norm_bound(raw) ** (-1.0 / len(self.channels))
-        return [[k * scale for k in chain] for chain in raw]
+    def kernels(self) -> BankKernels:
+        """Each scale's composite kernel (F, C, e, e), divided by the norm bound B."""
+        composites = [_composite(chain, self.in_channels) for chain in self._raw_chains()]
+        bound = self.norm_bound(composites)
+        return BankKernels([k / bound for k in composites], self.scales)
 
-    def norm_bound(self, raw: list[list[Tensor]] | None = None) -> Tensor:
-        """B >= ||W|| of the unnormalised chains (module docstring)."""
-        chains = self._raw_chains() if raw is None else raw
+    def norm_bound(self, composites: list[Tensor] | None = None) -> Tensor:
+        """B >= ||W|| of the unnormalised composite kernels (module docstring)."""
+        if composites is None:
+            composites = [_composite(chain, self.in_channels) for chain in self._raw_chains()]
         total = 0.0
-        for chain in chains:
-            power = torch.fft.fft2(_composite(chain, self.in_channels), s=(NORM_GRID, NORM_GRID)).abs().pow(2).sum((0, 1))
+        for k in composites:
+            power = torch.fft.fft2(k, s=(NORM_GRID, NORM_GRID)).abs().pow(2).sum((0, 1))
             total = total + _flip_frequencies(power).max()
         return (total / math.cos(math.pi * (self.extent - 1) / NORM_GRID) ** 2).sqrt()
 
-    def apply(self, kernels: list[list[Tensor]], x: Tensor) -> list[Tensor]:
-        """W x as a list over scales of (B, F, 4, H_s, W_s) (the flips on dim 2), H_s = H // s."""
-        pad, out = (self.extent - 1) // 2, []
-        for s, chain in zip(self.scales, kernels):
+    @staticmethod
+    def apply(kernels: BankKernels, x: Tensor) -> list[Tensor]:
+        """W x as a list over scales of (B, F, 2 H_s, 2 W_s) responses on the torus, H_s = H // s."""
+        out = []
+        for i, s in enumerate(kernels.scales):
             z = F.avg_pool2d(x, s) * s if s > 1 else x
-            h = symmetric_pad(torch.cat(_flipped(z)), pad)  # (4B, C, H_s + 2p, W_s + 2p), flip-major
-            for k in chain:
-                h = F.conv2d(h, k)
-            out.append(h.unflatten(0, (FLIPS, x.shape[0])).permute(1, 2, 0, 3, 4))
+            spec = kernels.spectrum(i, z.shape[-2:])  # (F, C, 2 H_s, W_s + 1)
+            zf = torch.fft.rfft2(symmetric_extension(z))
+            total = sum(zf[:, c:c + 1] * spec[:, c] for c in range(z.shape[1]))
+            out.append(torch.fft.irfft2(total, s=(2 * z.shape[-2], 2 * z.shape[-1])))
         return out
 
-    def adjoint(self, kernels: list[list[Tensor]], gs: list[Tensor], size: tuple[int, int]) -> Tensor:
+    @staticmethod
+    def adjoint(kernels: BankKernels, gs: list[Tensor], size: tuple[int, int]) -> Tensor:
         """W^T g for g as returned by :meth:`apply`, an image of spatial ``size``."""
-        pad, total = (self.extent - 1) // 2, None
-        for s, chain, g in zip(self.scales, kernels, gs):
-            h = g.permute(2, 0, 1, 3, 4).flatten(0, 1)
-            for k in reversed(chain):  # the transposed valid convolution as a full correlation (fast on CPUs)
-                h = F.conv2d(h, k.flip(-1, -2).transpose(0, 1), padding=k.shape[-1] - 1)
-            h = symmetric_pad_adjoint(h, pad, g.shape[-2:])
-            z = sum(_flipped(h.unflatten(0, (FLIPS, g.shape[0]))[i], i) for i in range(FLIPS))
+        total = None
+        for i, (s, g) in enumerate(zip(kernels.scales, gs)):
+            n, m = g.shape[-2] // 2, g.shape[-1] // 2
+            spec = kernels.spectrum(i, (n, m)).conj()
+            gf = torch.fft.rfft2(g)
+            acc = None
+            for f in range(g.shape[1]):  # accumulated filter by filter: faster than one large product
+                term = gf[:, f:f + 1] * spec[f].unsqueeze(0)
+                acc = term if acc is None else acc + term
+            z = symmetric_extension_adjoint(torch.fft.irfft2(acc, s=(2 * n, 2 * m)))
             if s > 1:  # P_s^T: spread each value / s over its block; rows/columns beyond the blocks get 0
                 z = F.interpolate(z, scale_factor=s, mode="nearest") / s
                 z = F.pad(z, (0, size[1] - z.shape[-1], 0, size[0] - z.shape[-2]))
@@ -122,36 +127,47 @@ class FilterBank(nn.Module):
         return max(self.scales)
 
 
-_FLIP_DIMS = ((), (-1,), (-2,), (-2, -1))
+class BankKernels:
+    """The normalised composite kernels of one W (a list over scales of (F, C, e, e)) and
+    their spectra on the torus of each image size met, computed once."""
+
+    def __init__(self, composites: list[Tensor], scales: tuple[int, ...]):
+        self.composites, self.scales = composites, scales
+        self._spectra: dict[tuple[int, int, int], Tensor] = {}
+
+    def detach(self) -> BankKernels:
+        """The same kernels without autograd history."""
+        return BankKernels([k.detach() for k in self.composites], self.scales)
+
+    def spectrum(self, i: int, size: tuple[int, int]) -> Tensor:
+        """rfft2 of scale i's kernels placed on the 2n x 2m torus, centre at the origin: (F, C, 2n, m + 1)."""
+        key = (i, int(size[0]), int(size[1]))
+        if key not in self._spectra:
+            self._spectra[key] = torch.fft.rfft2(_on_torus(self.composites[i], (2 * key[1], 2 * key[2])))
+        return self._spectra[key]
 
 
-def _flipped(z: Tensor, which: int | None = None) -> list[Tensor] | Tensor:
-    """The flips F_f z of G (all four, or the one numbered ``which``); each flip is its own inverse."""
-    if which is not None:
-        return z.flip(_FLIP_DIMS[which]) if _FLIP_DIMS[which] else z
-    return [_flipped(z, i) for i in range(FLIPS)]
+def symmetric_extension(z: Tensor) -> Tensor:
+    """S z: the 2n x 2m periodic symmetric extension of the last two axes (blocks z, F_lr z / F_ud z, F_both z)."""
+    top = torch.cat([z, z.flip(-1)], -1)
+    return torch.cat([top, top.flip(-2)], -2)
 
 
-def _symmetric_index(n: int, pad: int, device: torch.device) -> Tensor:
-    """Source indices of the half-sample symmetric extension of a length-n axis by ``pad``."""
-    i = torch.arange(-pad, n + pad, device=device) % (2 * n)
-    return torch.where(i < n, i, 2 * n - 1 - i)
+def symmetric_extension_adjoint(g: Tensor) -> Tensor:
+    """S^T g: the four n x m blocks of g added back, each flipped to z's orientation."""
+    n, m = g.shape[-2] // 2, g.shape[-1] // 2
+    rows = g[..., :n, :] + g[..., n:, :].flip(-2)
+    return rows[..., :m] + rows[..., m:].flip(-1)
 
 
-def symmetric_pad(z: Tensor, pad: int) -> Tensor:
-    """E z: half-sample symmetric extension of the last two axes by ``pad`` on every side
-    (any pad, the extension being 2n-periodic)."""
-    rows = _symmetric_index(z.shape[-2], pad, z.device)
-    cols = _symmetric_index(z.shape[-1], pad, z.device)
-    return z.index_select(-2, rows).index_select(-1, cols)
-
-
-def symmetric_pad_adjoint(h: Tensor, pad: int, size: tuple[int, int]) -> Tensor:
-    """E^T h: every extended pixel's value added back to its source pixel (``size`` = (n, m))."""
-    rows = _symmetric_index(size[0], pad, h.device)
-    cols = _symmetric_index(size[1], pad, h.device)
-    out = h.new_zeros(*h.shape[:-1], size[1]).index_add_(-1, cols, h)
-    return out.new_zeros(*h.shape[:-2], size[0], size[1]).index_add_(-2, rows, out)
+def _on_torus(k: Tensor, shape: tuple[int, int]) -> Tensor:
+    """k (..., e, e) as an array of ``shape`` with k's centre at index (0, 0), wrapped around
+    (entries that land on one place add up, so small tori stay exact)."""
+    e, pad = k.shape[-1], k.shape[-1] // 2
+    rows = (torch.arange(e, device=k.device) - pad) % shape[0]
+    cols = (torch.arange(e, device=k.device) - pad) % shape[1]
+    out = k.new_zeros(*k.shape[:-1], shape[1]).index_add(-1, cols, k)
+    return out.new_zeros(*k.shape[:-2], shape[0], shape[1]).index_add(-2, rows, out)
 
 
 def _flip_frequencies(power: Tensor) -> Tensor:

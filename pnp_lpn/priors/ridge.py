@@ -38,17 +38,17 @@ from torch import Tensor, nn
 
 from .._checks import check_positive
 from .base import ProxPrior, RegularizerResult, ScaledProx
-from .filters import FilterBank
+from .filters import BankKernels, FilterBank
 from .inversion import invert_gradient
 from .spline import SplineProfiles
 
 
 @dataclass
 class RidgeParts:
-    """The regulariser's parameters for one solve: normalised kernels, per-sample weight
+    """The regulariser's parameters for one solve: the bank's normalised kernels, per-sample weight
     w = t lam (B,) and scale mu (B,), and the strong-convexity modulus m (B,) of E."""
 
-    kernels: list[list[Tensor]]
+    kernels: BankKernels
     weight: Tensor
     mu: Tensor
     modulus: Tensor
@@ -187,7 +187,7 @@ class RidgePrior(ProxPrior):
         """
         tol = self.inner_tol if tol is None else tol
         max_iter = self.inner_max_iter if max_iter is None else max_iter
-        frozen = RidgeParts([[k.detach() for k in c] for c in parts.kernels], parts.weight.detach(),
+        frozen = RidgeParts(parts.kernels.detach(), parts.weight.detach(),
                             parts.mu.detach(), parts.modulus.detach())
         yd = y.detach()
 
