@@ -290,9 +290,9 @@ PINS = {'admm': {'best_iter': 25,
                      'x_sum': 121187.91095351313}}
 
 
-def _close(got, want, name: str) -> None:
+def _close(got, want, name: str, rel: float) -> None:
     if isinstance(want, float):
-        assert (is_nan(got) and is_nan(want)) or got == pytest.approx(want, rel=1e-6, abs=1e-12), name
+        assert (is_nan(got) and is_nan(want)) or got == pytest.approx(want, rel=rel, abs=1e-12), name
     else:
         assert got == want, name
 
@@ -305,11 +305,14 @@ def test_solve_result_is_pinned(name):
         warnings.simplefilter("ignore")
         got = summary(pl.solve(*args, **kwargs))
     want = PINS[name]
+    # float32 cases round differently on other CPUs (vector widths, thread splits): ratios of
+    # differences such as rel_change keep about 5 digits there
+    rel = 1e-6 if args[0].dtype == torch.float64 else 1e-4
     assert set(got) == set(want)
     for key, value in want.items():
         if key == "last":
             assert set(got[key]) == set(value)
             for field, v in value.items():
-                _close(got[key][field], v, f"{name}: last {field}")
+                _close(got[key][field], v, f"{name}: last {field}", rel)
         else:
-            _close(got[key], value, f"{name}: {key}")
+            _close(got[key], value, f"{name}: {key}", rel)
