@@ -43,12 +43,12 @@ def _spatial_bank(bank: FilterBank, x: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("size", [(23, 19), (3, 5)])  # (3, 5): the kernels wrap around the small torus
-def test_filter_bank_matches_spatial_reference_adjoint_and_certified_norm(size):
+@pytest.mark.parametrize("size,channels", [((23, 19), 1), ((3, 5), 1), ((11, 14), 3)])  # (3, 5): kernels wrap around
+def test_filter_bank_matches_spatial_reference_adjoint_and_certified_norm(size, channels):
     torch.manual_seed(1)
-    bank = FilterBank(1, (3, 5), 3, (1, 2)).double()
+    bank = FilterBank(channels, (3, 5), 3, (1, 2)).double()
     k = bank.kernels().detach()
-    x = torch.randn(2, 1, *size, dtype=torch.float64)
+    x = torch.randn(2, channels, *size, dtype=torch.float64)
     wx = bank.apply(k, x)
     assert [tuple(r.shape) for r in wx] == [(2, 5, 2 * (size[0] // s), 2 * (size[1] // s)) for s in (1, 2)]
     with torch.no_grad():  # the torus holds the same responses in another layout: compare per-filter moments
@@ -60,7 +60,7 @@ def test_filter_bank_matches_spatial_reference_adjoint_and_certified_norm(size):
     rhs = (x * bank.adjoint(k, g, x.shape[-2:])).sum()
     assert torch.allclose(lhs, rhs, rtol=1e-12)
     for shape in (size, (40, 33)):  # power iteration on W^T W: the certified bound holds at every size
-        v = torch.randn(1, 1, *shape, dtype=torch.float64)
+        v = torch.randn(1, channels, *shape, dtype=torch.float64)
         for _ in range(200):
             v = bank.adjoint(k, bank.apply(k, v), v.shape[-2:])
             norm_sq = float(v.norm())
