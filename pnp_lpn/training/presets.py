@@ -62,6 +62,12 @@ TRAINING_PRESETS: dict[str, Preset] = {
         "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
         RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48, _RIDGE,
     ),
+    "wcrr-natural-gray-restart": Preset(
+        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
+        "(scikit-image/scikit-learn photos): 900 more steps of wcrr-natural-gray from its last checkpoint "
+        "(--init), the learning-rate schedule restarted",
+        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48, replace(_RIDGE, steps=900),
+    ),
     "crr-natural-gray": Preset(
         "convex ridge regulariser (CRR) for grey natural images, every noise level 0.01..0.25 "
         "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
