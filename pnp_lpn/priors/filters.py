@@ -75,52 +75,22 @@ class FilterBank(nn.Module):
         return [[k - k.mean((2, 3), keepdim=True) if i == 0 else k for i, k in enumerate(chain)]
                 for chain in self.chains]
 
+    def _composites(self) -> list[Tensor]:
+        return [_composite(chain, self.in_channels) for chain in self._raw_chains()]
+
     def kernels(self) -> BankKernels:
-        """Each scale's composite kernel (F, C, e, e), divided by the norm bound B."""
-        composites = [_composite(chain, self.in_channels) for chain in self._raw_chains()]
+        """W: each scale's composite kernel (F, C, e, e), divided by the norm bound B."""
+        composites = self._composites()
         bound = self.norm_bound(composites)
         return BankKernels([k / bound for k in composites], self.scales)
 
     def norm_bound(self, composites: list[Tensor] | None = None) -> Tensor:
         """B >= ||W|| of the unnormalised composite kernels (module docstring)."""
-        if composites is None:
-            composites = [_composite(chain, self.in_channels) for chain in self._raw_chains()]
         total = 0.0
-        for k in composites:
+        for k in self._composites() if composites is None else composites:
             power = torch.fft.fft2(k, s=(NORM_GRID, NORM_GRID)).abs().pow(2).sum((0, 1))
             total = total + _flip_frequencies(power).max()
         return (total / math.cos(math.pi * (self.extent - 1) / NORM_GRID) ** 2).sqrt()
-
-    @staticmethod
-    def apply(kernels: BankKernels, x: Tensor) -> list[Tensor]:
-        """W x as a list over scales of (B, F, 2 H_s, 2 W_s) responses on the torus, H_s = H // s."""
-        out = []
-        for i, s in enumerate(kernels.scales):
-            z = F.avg_pool2d(x, s) * s if s > 1 else x
-            spec = kernels.spectrum(i, z.shape[-2:])  # (F, C, 2 H_s, W_s + 1)
-            zf = torch.fft.rfft2(symmetric_extension(z))
-            total = sum(zf[:, c:c + 1] * spec[:, c] for c in range(z.shape[1]))
-            out.append(torch.fft.irfft2(total, s=(2 * z.shape[-2], 2 * z.shape[-1])))
-        return out
-
-    @staticmethod
-    def adjoint(kernels: BankKernels, gs: list[Tensor], size: tuple[int, int]) -> Tensor:
-        """W^T g for g as returned by :meth:`apply`, an image of spatial ``size``."""
-        total = None
-        for i, (s, g) in enumerate(zip(kernels.scales, gs)):
-            n, m = g.shape[-2] // 2, g.shape[-1] // 2
-            spec = kernels.spectrum(i, (n, m)).conj()
-            gf = torch.fft.rfft2(g)
-            acc = None
-            for f in range(g.shape[1]):  # accumulated filter by filter: faster than one large product
-                term = gf[:, f:f + 1] * spec[f].unsqueeze(0)
-                acc = term if acc is None else acc + term
-            z = symmetric_extension_adjoint(torch.fft.irfft2(acc, s=(2 * n, 2 * m)))
-            if s > 1:  # P_s^T: spread each value / s over its block; rows/columns beyond the blocks get 0
-                z = F.interpolate(z, scale_factor=s, mode="nearest") / s
-                z = F.pad(z, (0, size[1] - z.shape[-1], 0, size[0] - z.shape[-2]))
-            total = z if total is None else total + z
-        return total
 
     def min_size(self) -> int:
         """The smallest image side the bank accepts (every scale must leave >= 1 pooled pixel)."""
@@ -128,7 +98,7 @@ class FilterBank(nn.Module):
 
 
 class BankKernels:
-    """The normalised composite kernels of one W (a list over scales of (F, C, e, e)) and
+    """W for one set of normalised composite kernels (a list over scales of (F, C, e, e)), with
     their spectra on the torus of each image size met, computed once."""
 
     def __init__(self, composites: list[Tensor], scales: tuple[int, ...]):
@@ -145,6 +115,33 @@ class BankKernels:
         if key not in self._spectra:
             self._spectra[key] = torch.fft.rfft2(_on_torus(self.composites[i], (2 * key[1], 2 * key[2])))
         return self._spectra[key]
+
+    def apply(self, x: Tensor) -> list[Tensor]:
+        """W x as a list over scales of (B, F, 2 H_s, 2 W_s) responses on the torus, H_s = H // s."""
+        out = []
+        for i, s in enumerate(self.scales):
+            z = F.avg_pool2d(x, s) * s if s > 1 else x
+            spec = self.spectrum(i, z.shape[-2:])  # (F, C, 2 H_s, W_s + 1)
+            zf = torch.fft.rfft2(symmetric_extension(z))
+            total = sum(zf[:, c:c + 1] * spec[:, c] for c in range(z.shape[1]))
+            out.append(torch.fft.irfft2(total, s=(2 * z.shape[-2], 2 * z.shape[-1])))
+        return out
+
+    def adjoint(self, gs: list[Tensor], size: tuple[int, int]) -> Tensor:
+        """W^T g for g as returned by :meth:`apply`, an image of spatial ``size``."""
+        total = None
+        for i, (s, g) in enumerate(zip(self.scales, gs)):
+            n, m = g.shape[-2] // 2, g.shape[-1] // 2
+            spec = self.spectrum(i, (n, m)).conj()
+            gf = torch.fft.rfft2(g)
+            # summed filter by filter: faster than one large product
+            total_f = sum(gf[:, f:f + 1] * spec[f] for f in range(g.shape[1]))
+            z = symmetric_extension_adjoint(torch.fft.irfft2(total_f, s=(2 * n, 2 * m)))
+            if s > 1:  # P_s^T: spread each value / s over its block; rows/columns beyond the blocks get 0
+                z = F.interpolate(z, scale_factor=s, mode="nearest") / s
+                z = F.pad(z, (0, size[1] - z.shape[-1], 0, size[0] - z.shape[-2]))
+            total = z if total is None else total + z
+        return total
 
 
 def symmetric_extension(z: Tensor) -> Tensor:

@@ -140,7 +140,8 @@ class RidgePrior(ProxPrior):
 
     # ----- energy -------------------------------------------------------------------
     def _responses(self, parts: RidgeParts, x: Tensor) -> list[Tensor]:
-        return [parts.mu.view(-1, *[1] * (r.dim() - 1)) * r for r in self.bank.apply(parts.kernels, x)]
+        mu = parts.mu.view(-1, 1, 1, 1)
+        return [mu * r for r in parts.kernels.apply(x)]
 
     def _profile(self, u: list[Tensor], order: tuple[int, ...]) -> list[dict[int, Tensor]]:
         """phi^(d) of each scale's responses; scale i uses profiles i F .. (i + 1) F - 1."""
@@ -153,7 +154,7 @@ class RidgePrior(ProxPrior):
         u = self._responses(parts, x)
         evals = self._profile(u, (0, 1) if value else (1,))
         w, mu = parts.weight.view(-1, 1, 1, 1), parts.mu.view(-1, 1, 1, 1)
-        grad = self.bank.adjoint(parts.kernels, [e[1] for e in evals], x.shape[-2:]) * (w / mu)
+        grad = parts.kernels.adjoint([e[1] for e in evals], x.shape[-2:]) * (w / mu)
         reg = None
         if value:
             total = sum(e[0].flatten(1).sum(1, dtype=torch.float64) for e in evals)
@@ -167,8 +168,8 @@ class RidgePrior(ProxPrior):
         weight = parts.weight.view(-1, 1, 1, 1)
 
         def apply(v: Tensor) -> Tensor:
-            inner = [c * r for c, r in zip(curvatures, self.bank.apply(parts.kernels, v))]
-            return v + self.bank.adjoint(parts.kernels, inner, x.shape[-2:]) * weight
+            inner = [c * r for c, r in zip(curvatures, parts.kernels.apply(v))]
+            return v + parts.kernels.adjoint(inner, x.shape[-2:]) * weight
         return apply
 
     def hessian_vector(self, parts: RidgeParts, x: Tensor, v: Tensor) -> Tensor:
