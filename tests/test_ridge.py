@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,6 +99,12 @@ def test_spline_profile_is_the_integral_of_its_derivative():
     zero = prof.evaluate(torch.zeros(1, 3, 1, dtype=torch.float64), (0, 1))
     assert float(zero[0].abs().max()) == 0 and float(zero[1].abs().max()) == 0
     assert float(out[2].min()) >= -1.0
+    # phi' is the linear interpolation of its knot values, constant beyond the grid (numpy's interp)
+    _, c, _ = prof.tables()
+    knots = np.linspace(-2.0, 2.0, 11)
+    for i in range(3):
+        ref = np.interp(u[0, i].numpy(), knots, c[i].detach().numpy())
+        assert np.allclose(out[1][0, i].detach().numpy(), ref, atol=1e-12)
 
 
 @pytest.mark.parametrize("rho", [0.0, 1.0])

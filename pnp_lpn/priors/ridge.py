@@ -143,28 +143,30 @@ class RidgePrior(ProxPrior):
         mu = parts.mu.view(-1, 1, 1, 1)
         return [mu * r for r in parts.kernels.apply(x)]
 
-    def _profile(self, u: list[Tensor], order: tuple[int, ...]) -> list[dict[int, Tensor]]:
-        """phi^(d) of each scale's responses; scale i uses profiles i F .. (i + 1) F - 1."""
-        f = self.bank.channels[-1]
-        return [self.profiles.evaluate(r, order, first=i * f) for i, r in enumerate(u)]
-
     def energy_terms(self, parts: RidgeParts, x: Tensor, value: bool = True) -> tuple[Tensor, Tensor | None]:
         """(grad R, R) of the weighted regulariser at x: (B, C, H, W) and (B,) float64 (None unless
-        ``value``)."""
-        u = self._responses(parts, x)
-        evals = self._profile(u, (0, 1) if value else (1,))
+        ``value``). Scale i's responses use profiles i F .. (i + 1) F - 1."""
+        f, reg = self.bank.channels[-1], None
+        derivatives, total = [], 0.0
+        for i, r in enumerate(self._responses(parts, x)):
+            if value:
+                d1, sums = self.profiles.derivative_and_sum(r, first=i * f)
+                total = total + sums
+            else:
+                d1 = self.profiles.evaluate(r, (1,), first=i * f)[1]
+            derivatives.append(d1)
         w, mu = parts.weight.view(-1, 1, 1, 1), parts.mu.view(-1, 1, 1, 1)
-        grad = parts.kernels.adjoint([e[1] for e in evals], x.shape[-2:]) * (w / mu)
-        reg = None
+        grad = parts.kernels.adjoint(derivatives, x.shape[-2:]) * (w / mu)
         if value:
-            total = sum(e[0].flatten(1).sum(1, dtype=torch.float64) for e in evals)
             reg = total * (parts.weight / parts.mu**2).to(torch.float64)
         return grad, reg
 
     def hessian(self, parts: RidgeParts, x: Tensor) -> Callable[[Tensor], Tensor]:
         """v -> (I + w W^T diag(phi''(mu W x)) W) v, the Hessian of E at x (the curvatures
         phi''(mu W x) evaluated once, for every product)."""
-        curvatures = [e[2] for e in self._profile(self._responses(parts, x), (2,))]
+        f = self.bank.channels[-1]
+        curvatures = [self.profiles.evaluate(r, (2,), first=i * f)[2]
+                      for i, r in enumerate(self._responses(parts, x))]
         weight = parts.weight.view(-1, 1, 1, 1)
 
         def apply(v: Tensor) -> Tensor:

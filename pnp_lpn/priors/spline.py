@@ -17,8 +17,13 @@ parameters), so every parameter value gives a valid profile.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
+
+#: elements per slice in :meth:`SplineProfiles.evaluate` (about 0.5 MB of float32 per temporary)
+PIECE = 1 << 17
 
 
 class SplineProfiles(nn.Module):
@@ -74,31 +79,57 @@ class SplineProfiles(nn.Module):
         """phi^(d)(u) for d in ``order`` (0: phi, 1: phi', 2: phi''), u of shape (B, n', ...)
         holding the inputs of profiles ``first`` .. ``first + n' - 1``.
 
-        Within interval k with offset s = clamp(u - t_k, 0, h) and excess e = u - t_k - s
-        (nonzero only beyond the grid): phi'(u) = c_k + a_k s,
-        phi(u) = Phi_k + c_k s + a_k s^2 / 2 + phi'(u) e, phi''(u) = a_k if e = 0 else 0.
+        With v = clamp(u, -T, T) (the grid part of u), interval k = min(floor((v + T) / h), K - 2)
+        and offset s = v - t_k in [0, h]: phi'(u) = c_k + a_k s (constant beyond the grid),
+        phi(u) = Phi_k + s (c_k + phi'(u)) / 2 + phi'(u) (u - v) (the exact integral: phi' is
+        linear on the interval and constant beyond), phi''(u) = a_k if u = v else 0.
         """
+        pieces = list(self._pieces(u, order, first))
+        return {d: torch.cat([p[d] for p in pieces], -1).reshape(u.shape) for d in order}
+
+    def derivative_and_sum(self, u: Tensor, first: int = 0) -> tuple[Tensor, Tensor]:
+        """(phi'(u) of u's shape, sum of phi(u) over all but the batch axis as (B,) float64),
+        as :meth:`evaluate` but without storing phi(u)."""
+        total, derivative = 0.0, []
+        for piece in self._pieces(u, (0, 1), first):
+            total = total + piece[0].sum((1, 2), dtype=torch.float64)
+            derivative.append(piece[1])
+        return torch.cat(derivative, -1).reshape(u.shape), total
+
+    def _pieces(self, u: Tensor, order: tuple[int, ...], first: int) -> Iterator[dict[int, Tensor]]:
+        """The formulas of :meth:`evaluate` on consecutive slices of u viewed as (B, n', N), each of
+        about ``PIECE`` elements: small temporaries stay in cache and are reused by the allocator
+        (whole responses of a 512^2 image run several times slower)."""
         n = u.shape[1]
         if first + n > self.n:
             raise ValueError(f"profiles {first}..{first + n - 1} requested, only {self.n} exist")
-        a, c, phi = (t[first:first + n] for t in self.tables())
-        b, shape = u.shape[0], u.shape
-        flat = u.reshape(b, n, -1)
-        k = torch.floor((flat + self.span) / self.h).clamp(0, self.knots - 2).long()
-        offset = flat - (k.to(flat.dtype) * self.h - self.span)
-        s = offset.clamp(0, self.h)
-        excess = offset - s
+        a, c, phi = (t[first:first + n].to(u.dtype) for t in self.tables())
+        flat = u.reshape(u.shape[0], n, -1)
+        width = max(1, PIECE // (flat.shape[0] * n))
+        for start in range(0, flat.shape[-1], width):
+            yield self._formulas(flat[..., start:start + width], (a, c, phi), order)
+
+    def _formulas(self, u: Tensor, tables: tuple[Tensor, Tensor, Tensor], order: tuple[int, ...]) -> dict[int, Tensor]:
+        """phi^(d)(u) for u of shape (B, n', N) from the tables (a, c, Phi) of its n' profiles."""
+        inside = u.clamp(-self.span, self.span)
+        shifted = inside + self.span
+        k = (shifted * (1 / self.h)).floor_().clamp_(max=self.knots - 2)
+        s = torch.add(shifted, k, alpha=-self.h).clamp_(0, self.h)  # [0, h] exactly despite rounding
+        index = k.long()
 
         def pick(table: Tensor) -> Tensor:
-            return torch.gather(table.to(flat.dtype).unsqueeze(0).expand(b, -1, -1), 2, k)
+            return torch.gather(table.unsqueeze(0).expand(u.shape[0], -1, -1), 2, index)
 
-        ak, ck = pick(a), pick(c)
-        d1 = ck + ak * s
+        ak = pick(tables[0])
         out = {}
-        if 0 in order:
-            out[0] = (pick(phi) + ck * s + 0.5 * ak * s * s + d1 * excess).reshape(shape)
-        if 1 in order:
-            out[1] = d1.reshape(shape)
+        if 0 in order or 1 in order:
+            ck = pick(tables[1])
+            d1 = torch.addcmul(ck, ak, s)
+            if 0 in order:
+                value = torch.addcmul(pick(tables[2]), s, ck + d1, value=0.5)
+                out[0] = torch.addcmul(value, d1, u - inside)
+            if 1 in order:
+                out[1] = d1
         if 2 in order:
-            out[2] = torch.where(excess == 0, ak, torch.zeros_like(ak)).reshape(shape)
+            out[2] = torch.where(u == inside, ak, torch.zeros_like(ak))
         return out
