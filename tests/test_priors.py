@@ -2,6 +2,7 @@
 
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 
@@ -510,3 +511,30 @@ def test_opponent_color_prior_of_an_lpn_keeps_the_exact_regularizer_and_checks_i
         pl.OpponentColorPrior(torch.nn.Identity())
     with pytest.raises(ValueError, match="luma_scale"):
         pl.OpponentColorPrior(make(pl.LPN), luma_scale=0.0)
+
+
+def test_gradient_inversion_evaluates_only_the_images_still_moving():
+    """psi_i(v) = a_i / 2 ||v||^2 + ||v||^4 / 4 per image: grad psi_i(v) = x_i solved per image
+    (checked against the closed form along x_i), and an image that has converged is no longer
+    passed to the map while the others continue."""
+    from pnp_lpn.priors.inversion import invert_gradient
+
+    a = torch.tensor([1.0, 0.05, 3.0], dtype=torch.float64)
+    x = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    seen: list[list[int]] = []
+
+    def grad_and_value(v, rows):
+        seen.append(rows.tolist())
+        sq = v.flatten(1).pow(2).sum(1)
+        coef = (a[rows] + sq).view(-1, 1, 1, 1)
+        return coef * v, 0.5 * a[rows] * sq + 0.25 * sq**2
+
+    inv = invert_gradient(grad_and_value, x, tol=1e-12, max_iter=200)
+    # v = r x / ||x|| with a r + r^3 = ||x||: the real root, per image
+    norm = x.flatten(1).norm(dim=1)
+    for i in range(3):
+        roots = torch.from_numpy(np.roots([1.0, 0.0, float(a[i]), -float(norm[i])]))
+        r = float(roots[roots.imag.abs() < 1e-9].real.max())
+        assert torch.allclose(inv.v[i], r * x[i] / norm[i], atol=1e-10)
+    assert float(inv.residual.max()) <= 1e-12
+    assert seen[0] == [0, 1, 2] and min(len(rows) for rows in seen) < 3

@@ -144,7 +144,7 @@ class ProxPrior(Denoiser):
         """
         dtype, x = x.dtype if isinstance(x, Tensor) else None, self._check(x)
         self._require_convex("regularizer")
-        inv = invert_gradient(lambda v: self._prox_and_potential(v, False), x, tol, max_iter)
+        inv = invert_gradient(lambda v, rows: self._prox_and_potential(v, False), x, tol, max_iter)
         value = self._regularizer_at_output(inv.v, inv.z, inv.psi)
         _require_finite(value, inv.residual, "regularizer")
         if return_result:
@@ -175,7 +175,7 @@ class ProxPrior(Denoiser):
         self._require_convex("the prox of t R")
         w0 = None if w0 is None else w0.to(v.dtype)
 
-        def grad_and_value(w: Tensor) -> tuple[Tensor, Tensor]:
+        def grad_and_value(w: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:  # the same map for every image
             z, psi = self._prox_and_potential(w, create_graph=False)
             return (1 - t) * z + t * w, (1 - t) * psi + 0.5 * t * w.flatten(1).pow(2).sum(1)
 

@@ -56,7 +56,7 @@ def _lbfgs_direction(g: Tensor, pairs: list[tuple[Tensor, Tensor, Tensor]], scal
 
 
 def invert_gradient(
-    grad_and_value: Callable[[Tensor], tuple[Tensor, Tensor]],
+    grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
     x: Tensor,
     tol: float = 1e-4,
     max_iter: int = 500,
@@ -66,13 +66,15 @@ def invert_gradient(
 ) -> Inversion:
     """Solve grad psi(v) = x for v by per-image L-BFGS on psi(v) - <x, v>.
 
-    :param grad_and_value: v -> (grad psi(v), psi(v) of shape (B,)), without graph.
+    :param grad_and_value: (v, rows) -> (grad psi(v), psi(v) of shape (b,)) without graph, for
+        v (b, ...) holding the images ``rows`` (a (b,) index into the batch; per-image
+        parameters of psi are picked with it). Only images still moving are evaluated.
     :param tol: target RMS residual per image (in the units of x).
     :param max_iter: maximum number of L-BFGS iterations.
     :param v0: start (shape of x); default x.
     """
     v = (x if v0 is None else v0).detach().clone()
-    z, psi = grad_and_value(v)
+    z, psi = grad_and_value(v, torch.arange(v.shape[0], device=v.device))
     phi, g = psi - _dot(x, v), z - x
     pairs: list[tuple[Tensor, Tensor, Tensor]] = []
     scale = torch.ones(phi.shape, dtype=v.dtype, device=v.device)
@@ -88,21 +90,8 @@ def invert_gradient(
         bad = slope >= 0  # not a descent direction: fall back to steepest descent
         d = torch.where(_bcast(bad, d), -g * _bcast(active.to(g.dtype), g), d)
         slope = torch.where(bad, -_dot(g, g) * active, slope)
-        step = active.to(v.dtype)  # unit step first: with H = I it is v + (x - f(v))
-        accepted = ~active
-        v_new, z_new, psi_new, phi_new = v, z, psi, phi
-        for _ in range(max_backtracks):
-            trial = v + _bcast(step, v) * d
-            z_t, psi_t = grad_and_value(trial)
-            phi_t = psi_t - _dot(x, trial)
-            ok = ~accepted & (phi_t <= phi + 1e-4 * step * slope)
-            m = _bcast(ok, v)
-            v_new, z_new = torch.where(m, trial, v_new), torch.where(m, z_t, z_new)
-            psi_new, phi_new = torch.where(ok, psi_t, psi_new), torch.where(ok, phi_t, phi_new)
-            accepted |= ok
-            if accepted.all():
-                break
-            step = torch.where(accepted, step, step / 2)
+        accepted, (v_new, z_new, psi_new, phi_new) = _line_search(grad_and_value, x, (v, z, psi, phi), d, slope,
+                                                                   ~active, max_backtracks)
         stalled |= ~accepted
         g_new = z_new - x
         s, y = v_new - v, g_new - g
@@ -113,3 +102,28 @@ def invert_gradient(
         scale = torch.where(good, sy / _dot(y, y).clamp_min(1e-30), scale)
         v, z, psi, phi, g = v_new, z_new, psi_new, phi_new, g_new
     return Inversion(v, z, psi, rms(z - x), n_iter)
+
+
+def _line_search(grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], x: Tensor,
+                 point: tuple[Tensor, Tensor, Tensor, Tensor], d: Tensor, slope: Tensor, done: Tensor,
+                 max_backtracks: int) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """Armijo backtracking from ``point`` = (v, z, psi, phi) along d, per image: step 1 first (with
+    H = I it is v + (x - f(v))), halved until phi(v + step d) <= phi + 1e-4 step slope. Images in
+    ``done`` keep their point and are never evaluated. Returns (accepted, the new point)."""
+    v, z, psi, phi = point
+    new = [t.clone() for t in point]
+    accepted, step = done.clone(), torch.ones_like(phi, dtype=v.dtype)
+    for _ in range(max_backtracks):
+        rows = (~accepted).nonzero().squeeze(1)
+        trial = v[rows] + _bcast(step[rows], v) * d[rows]
+        z_t, psi_t = grad_and_value(trial, rows)
+        phi_t = psi_t - _dot(x[rows], trial)
+        ok = phi_t <= phi[rows] + 1e-4 * step[rows] * slope[rows]
+        keep = rows[ok]
+        for target, value in zip(new, (trial, z_t, psi_t, phi_t)):
+            target[keep] = value[ok]
+        accepted[keep] = True
+        if accepted.all():
+            break
+        step = torch.where(accepted, step, step / 2)
+    return accepted, tuple(new)

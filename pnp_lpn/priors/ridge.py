@@ -53,6 +53,10 @@ class RidgeParts:
     mu: Tensor
     modulus: Tensor
 
+    def select(self, rows: Tensor) -> RidgeParts:
+        """The parts of the samples ``rows`` (a (b,) index)."""
+        return RidgeParts(self.kernels, self.weight[rows], self.mu[rows], self.modulus[rows])
+
 
 class RidgePrior(ProxPrior):
     """Learned ridge regulariser (module docstring); ``rho=0`` convex (CRR), ``rho=1`` weakly
@@ -194,9 +198,10 @@ class RidgePrior(ProxPrior):
                             parts.mu.detach(), parts.modulus.detach())
         yd = y.detach()
 
-        def grad_and_value(x: Tensor) -> tuple[Tensor, Tensor]:  # E(x) in float64: its decrease is tiny
-            g, reg = self.energy_terms(frozen, x)
-            return x - yd + g, 0.5 * (x - yd).flatten(1).pow(2).sum(1, dtype=torch.float64) + reg
+        def grad_and_value(x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:  # E(x) in float64: its decrease is tiny
+            g, reg = self.energy_terms(frozen.select(rows), x)
+            r = x - yd[rows]
+            return r + g, 0.5 * r.flatten(1).pow(2).sum(1, dtype=torch.float64) + reg
 
         with torch.no_grad():  # E = psi - <0, x> with psi = 1/2 ||x - y||^2 + R: the residual is grad E
             inv = invert_gradient(grad_and_value, torch.zeros_like(yd), tol * frozen.modulus.min().item(),
