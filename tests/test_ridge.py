@@ -107,6 +107,24 @@ def test_spline_profile_is_the_integral_of_its_derivative():
         assert np.allclose(out[1][0, i].detach().numpy(), ref, atol=1e-12)
 
 
+def test_spline_evaluation_in_slices_matches_one_piece(monkeypatch):
+    import pnp_lpn.priors.spline as spline
+
+    torch.manual_seed(3)
+    prof = SplineProfiles(4, knots=11, span=2.0, rho=1.0).double()
+    u = 3 * torch.randn(2, 4, 9, 7, dtype=torch.float64)
+    whole = prof.evaluate(u, (0, 1, 2))
+    d1, total = prof.derivative_and_sum(u)
+    monkeypatch.setattr(spline, "PIECE", 40)  # slices of 5 columns of the (2, 4, 63) view
+    sliced = prof.evaluate(u, (0, 1, 2))
+    for d in (0, 1, 2):
+        assert torch.equal(sliced[d], whole[d])
+    d1_sliced, total_sliced = prof.derivative_and_sum(u)
+    assert torch.equal(d1_sliced, d1) and torch.equal(d1, whole[1])
+    assert torch.allclose(total_sliced, whole[0].flatten(1).sum(1), rtol=1e-12)
+    assert torch.allclose(total, total_sliced, rtol=1e-12)
+
+
 @pytest.mark.parametrize("rho", [0.0, 1.0])
 def test_energy_gradient_and_hessian(rho):
     p = _prior(rho)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-#: elements per slice in :meth:`SplineProfiles.evaluate` (about 0.5 MB of float32 per temporary)
+#: elements per slice of an evaluation on the CPU (about 0.5 MB of float32 per temporary)
 PIECE = 1 << 17
 
 
@@ -97,15 +97,17 @@ class SplineProfiles(nn.Module):
         return torch.cat(derivative, -1).reshape(u.shape), total
 
     def _pieces(self, u: Tensor, order: tuple[int, ...], first: int) -> Iterator[dict[int, Tensor]]:
-        """The formulas of :meth:`evaluate` on consecutive slices of u viewed as (B, n', N), each of
-        about ``PIECE`` elements: small temporaries stay in cache and are reused by the allocator
-        (whole responses of a 512^2 image run several times slower)."""
+        """The formulas of :meth:`evaluate` on u viewed as (B, n', N): on the CPU in consecutive
+        slices of about ``PIECE`` elements, whose temporaries stay in cache and are reused by the
+        allocator (whole responses of a 512^2 image run several times slower, mostly in page
+        faults of fresh large buffers); on a GPU in one piece (its caching allocator has no such
+        cost, and each slice would cost kernel launches)."""
         n = u.shape[1]
         if first + n > self.n:
             raise ValueError(f"profiles {first}..{first + n - 1} requested, only {self.n} exist")
         a, c, phi = (t[first:first + n].to(u.dtype) for t in self.tables())
         flat = u.reshape(u.shape[0], n, -1)
-        width = max(1, PIECE // (flat.shape[0] * n))
+        width = max(1, PIECE // (flat.shape[0] * n)) if u.device.type == "cpu" else flat.shape[-1]
         for start in range(0, flat.shape[-1], width):
             yield self._formulas(flat[..., start:start + width], (a, c, phi), order)
 
