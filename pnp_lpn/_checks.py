@@ -17,6 +17,11 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 
 
+def colour_hint(expected: int, got: int) -> str:
+    """The hint for an r, g, b image given to a grey prior (else "")."""
+    return "; for colour images wrap a grey prior: pl.OpponentColorPrior(prior)" if (expected, got) == (1, 3) else ""
+
+
 def check_image(
     x: object,
     name: str = "x",
@@ -36,9 +41,8 @@ def check_image(
     if not torch.is_floating_point(x):
         raise ValueError(f"{name} must be a floating-point tensor (e.g. float32), got dtype {x.dtype}")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(
-            f"{name} has {x.shape[1]} channel(s) but {channels} are expected (shape {tuple(x.shape)})"
-        )
+        raise ValueError(f"{name} has {x.shape[1]} channel(s) but {channels} are expected (shape {tuple(x.shape)})"
+                         f"{colour_hint(channels, x.shape[1])}")
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(f"{name} must have shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
     if finite and not torch.isfinite(x).all():

@@ -141,6 +141,17 @@ def test_huge_lam_warns_at_the_callers_line():
     assert any("ignores y" in n for n in res.notes)
 
 
+def test_colour_image_with_a_grey_prior_names_the_colour_wrapper():
+    prior = tiny_lpn()
+    with pytest.raises(ValueError, match=r"3 channel\(s\) but 1 .*OpponentColorPrior"):
+        prior.prox(torch.rand(1, 3, 16, 16))
+    op = GaussianBlur((3, 16, 16), 1.0, noise_sigma=0.02)
+    with pytest.raises(ValueError, match="OpponentColorPrior"):
+        pl.solve(op(torch.rand(1, 3, 16, 16)), op, prior, max_iter=2)
+    wrapped = pl.OpponentColorPrior(prior)
+    assert wrapped.prox(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+
+
 def test_data_on_another_scale_than_the_prior_is_named():
     """0..255 data with a [0, 1] prior: a warning at the caller's line says to rescale."""
     prior = tiny_lpn()

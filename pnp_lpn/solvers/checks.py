@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._checks import check_image, check_positive, compute_dtype
+from .._checks import check_image, check_positive, colour_hint, compute_dtype
 from .iterations import ITERATIONS
 
 AUTO = "auto"  # solve's default box: the operator's default_box
@@ -54,7 +54,8 @@ def check_inputs(y, physics, prior, method, lam, x0, step) -> tuple[Tensor, Tens
         raise ValueError(f"y has shape {tuple(y.shape)} but the operator produces measurements of shape {tuple(y_back.shape)}")
     channels = getattr(prior, "in_channels", None)
     if channels is not None and x_adj.shape[1] != channels:
-        raise ValueError(f"the prior expects {channels} channel(s) but the operator's images have {x_adj.shape[1]}")
+        raise ValueError(f"the prior expects {channels} channel(s) but the operator's images have {x_adj.shape[1]}"
+                         f"{colour_hint(channels, x_adj.shape[1])}")
     if x0 is not None:
         x0 = check_image(x0, "x0", shape=tuple(x_adj.shape[1:])).to(y.dtype)
         if x0.shape[0] != y.shape[0]:
