@@ -3,8 +3,9 @@
 A method name is ``<family>-<solver>`` (``lpn-admm``, ``bm3d-admm``, ...) or ``fbp``.
 Families resolve per domain to a :func:`pnp_lpn.baselines.make_denoiser` name: ``lpn`` is
 ``lpn-natural-gray`` on natural images and ``lpn-ct`` on CT; ``aelpn`` exists for natural
-images only; ``wcrr`` (the weakly convex ridge regulariser ``wcrr-natural-gray``, one model for
-every noise level) runs on every domain. On colour (r, g, b) tasks a grey exact-prox prior runs as
+images only; ``wcrr`` and ``crr`` (the weakly convex and convex ridge regularisers
+``wcrr-natural-gray``, ``crr-natural-gray``, one model for every noise level, trained on photos)
+run on every domain. On colour (r, g, b) tasks a grey exact-prox prior runs as
 :class:`pnp_lpn.OpponentColorPrior` and ``bm3d`` is colour BM3D; ``dncnn`` (grey weights) is
 left out there. A user prior file joins as a family of its own (:func:`user_families`, any domain).
 On a denoising task each family is applied once, as ``<family>`` with solver "denoise", at
@@ -34,11 +35,13 @@ FAMILIES: dict[str, dict[str, str]] = {
     "lpn": {"natural": "lpn-natural-gray", "color": "lpn-natural-gray", "ct": "lpn-ct"},
     "aelpn": {"natural": "aelpn-natural-gray", "color": "aelpn-natural-gray"},
     "wcrr": {"natural": "wcrr-natural-gray", "color": "wcrr-natural-gray", "ct": "wcrr-natural-gray"},
+    "crr": {"natural": "crr-natural-gray", "color": "crr-natural-gray", "ct": "crr-natural-gray"},
     "tv": {"natural": "tv", "color": "tv", "ct": "tv"},
     "bm3d": {"natural": "bm3d", "color": "bm3d", "ct": "bm3d"},
     "dncnn": {"natural": "dncnn", "ct": "dncnn"},
 }
-METHODS = ("lpn-admm", "lpn-pgd", "aelpn-admm", "aelpn-pgd", "wcrr-admm", "wcrr-pgd", "tv-admm", "bm3d-admm", "dncnn-admm", "fbp")
+METHODS = ("lpn-admm", "lpn-pgd", "aelpn-admm", "aelpn-pgd", "wcrr-admm", "wcrr-pgd", "crr-admm", "crr-pgd", "tv-admm",
+           "bm3d-admm", "dncnn-admm", "fbp")
 #: noise level a generic denoiser is centred on (sigma_d = noise sqrt(step) = noise / sqrt(lam) at the grid centre)
 GENERIC_SIGMA = 0.1
 

@@ -56,29 +56,24 @@ _RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss=
                      batch_size=16, lr_warmup=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100,
                      inverse_sigma_weight=True)
 
+_RESTART = "900 more steps of {name} from its last checkpoint (--init), the learning-rate schedule restarted"
+
+
+def _ridge(rho: float, recipe: str, config: TrainConfig) -> Preset:
+    """A ridge prior preset for grey photos (rho = 0: CRR, rho = 1: WCRR), 48^2 patches."""
+    kind = "convex ridge regulariser (CRR)" if rho == 0 else "weakly convex ridge regulariser (WCRR)"
+    return Preset(f"{kind} for grey natural images, every noise level 0.01..0.25 (scikit-image/scikit-learn "
+                  f"photos): {recipe}", RidgePrior, dict(in_channels=1, rho=rho), "natural-gray", 48, config)
+
+
 TRAINING_PRESETS: dict[str, Preset] = {
-    "wcrr-natural-gray": Preset(
-        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
-        "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
-        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48, _RIDGE,
-    ),
-    "wcrr-natural-gray-restart": Preset(
-        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25 "
-        "(scikit-image/scikit-learn photos): 900 more steps of wcrr-natural-gray from its last checkpoint "
-        "(--init), the learning-rate schedule restarted",
-        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48, replace(_RIDGE, steps=900),
-    ),
-    "crr-natural-gray": Preset(
-        "convex ridge regulariser (CRR) for grey natural images, every noise level 0.01..0.25 "
-        "(scikit-image/scikit-learn photos), denoising MSE weighted by 1/sigma through the exact prox",
-        RidgePrior, dict(in_channels=1, rho=0.0), "natural-gray", 48, _RIDGE,
-    ),
-    "wcrr-natural-gray-gpu": Preset(
-        "weakly convex ridge regulariser (WCRR) for grey natural images, every noise level 0.01..0.25, "
-        "GPU-length run (the published WCRR-NN's 6000 batches of 128 patches; scikit-image/scikit-learn photos)",
-        RidgePrior, dict(in_channels=1, rho=1.0), "natural-gray", 48,
-        replace(_RIDGE, steps=6000, batch_size=128, val_every=500, ckpt_every=250),
-    ),
+    "wcrr-natural-gray": _ridge(1.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
+    "wcrr-natural-gray-restart": _ridge(1.0, _RESTART.format(name="wcrr-natural-gray"), replace(_RIDGE, steps=900)),
+    "crr-natural-gray": _ridge(0.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
+    "crr-natural-gray-restart": _ridge(0.0, _RESTART.format(name="crr-natural-gray"), replace(_RIDGE, steps=900)),
+    "wcrr-natural-gray-gpu": _ridge(
+        1.0, "GPU-length run (the published WCRR-NN's 6000 batches of 128 patches)",
+        replace(_RIDGE, steps=6000, batch_size=128, val_every=500, ckpt_every=250)),
     "natural-gray": Preset(
         "LPN with a convex patch-mixture field for grey natural images at sigma 0.1 (scikit-image/scikit-learn "
         "photos), L2 warm-up then proximal matching",
