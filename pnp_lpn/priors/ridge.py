@@ -210,8 +210,10 @@ class RidgePrior(ProxPrior):
         needs_graph = torch.is_grad_enabled() and (y.requires_grad or self.training)
         if needs_graph:  # the backward's linear solve as precise as the forward one (at most 1e-4 relative)
             z = self._implicit_output(z, y, parts, frozen, cg_tol=min(1e-4, 10 * tol))
-        with torch.set_grad_enabled(needs_graph):
-            _, reg = self.energy_terms(parts if needs_graph else frozen, z)
+        if needs_graph:
+            _, reg = self.energy_terms(parts, z)
+        else:  # the solver's last E(z) less the data term: no further evaluation
+            reg = inv.psi - 0.5 * (z - yd).flatten(1).pow(2).sum(1, dtype=torch.float64)
         return ScaledProx(z, reg.to(y.dtype), inv.v, inv.residual, inv.n_iter,
                           error_bound=inv.residual / frozen.modulus)
 
