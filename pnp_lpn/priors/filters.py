@@ -126,7 +126,7 @@ class BankKernels:
             total = sum(zf[:, c:c + 1] * spec[:, c] for c in range(z.shape[1]))
             size = (2 * z.shape[-2], 2 * z.shape[-1])
             # inverted filter by filter: the inverse real FFT copies its input, and one filter's copy is
-            # small enough to come from the allocator's free lists (a third faster on the CPU at 256^2)
+            # small enough to come from the allocator's free lists (docs/benchmarks.md, ridge prox speed)
             out.append(torch.cat([torch.fft.irfft2(total[:, f:f + 1], s=size) for f in range(total.shape[1])], 1))
         return out
 
