@@ -110,7 +110,7 @@ def _line_search(grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor
     """Armijo backtracking from ``point`` = (v, z, psi, phi) along d, per image: step 1 first (with
     H = I it is v + (x - f(v))), halved until phi(v + step d) <= phi + 1e-4 step slope. Images in
     ``done`` keep their point and are never evaluated. Returns (accepted, the new point)."""
-    v, z, psi, phi = point
+    v, phi = point[0], point[3]
     new = [t.clone() for t in point]
     accepted, step = done.clone(), torch.ones_like(phi, dtype=v.dtype)
     for _ in range(max_backtracks):

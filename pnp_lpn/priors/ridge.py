@@ -143,21 +143,21 @@ class RidgePrior(ProxPrior):
         return RidgeParts(self.bank.kernels(), weight, mu, modulus)
 
     # ----- energy -------------------------------------------------------------------
-    def _responses(self, parts: RidgeParts, x: Tensor) -> list[Tensor]:
-        mu = parts.mu.view(-1, 1, 1, 1)
-        return [mu * r for r in parts.kernels.apply(x)]
+    def _responses(self, parts: RidgeParts, x: Tensor) -> list[tuple[int, Tensor]]:
+        """(first profile, mu W x) per scale: scale i's responses use profiles i F .. (i + 1) F - 1."""
+        mu, f = parts.mu.view(-1, 1, 1, 1), self.bank.channels[-1]
+        return [(i * f, mu * r) for i, r in enumerate(parts.kernels.apply(x))]
 
     def energy_terms(self, parts: RidgeParts, x: Tensor, value: bool = True) -> tuple[Tensor, Tensor | None]:
         """(grad R, R) of the weighted regulariser at x: (B, C, H, W) and (B,) float64 (None unless
-        ``value``). Scale i's responses use profiles i F .. (i + 1) F - 1."""
-        f, reg = self.bank.channels[-1], None
-        derivatives, total = [], 0.0
-        for i, r in enumerate(self._responses(parts, x)):
+        ``value``)."""
+        reg, derivatives, total = None, [], 0.0
+        for first, r in self._responses(parts, x):
             if value:
-                d1, sums = self.profiles.derivative_and_sum(r, first=i * f)
+                d1, sums = self.profiles.derivative_and_sum(r, first=first)
                 total = total + sums
             else:
-                d1 = self.profiles.evaluate(r, (1,), first=i * f)[1]
+                d1 = self.profiles.evaluate(r, (1,), first=first)[1]
             derivatives.append(d1)
         w, mu = parts.weight.view(-1, 1, 1, 1), parts.mu.view(-1, 1, 1, 1)
         grad = parts.kernels.adjoint(derivatives, x.shape[-2:]) * (w / mu)
@@ -168,9 +168,7 @@ class RidgePrior(ProxPrior):
     def hessian(self, parts: RidgeParts, x: Tensor) -> Callable[[Tensor], Tensor]:
         """v -> (I + w W^T diag(phi''(mu W x)) W) v, the Hessian of E at x (the curvatures
         phi''(mu W x) evaluated once, for every product)."""
-        f = self.bank.channels[-1]
-        curvatures = [self.profiles.evaluate(r, (2,), first=i * f)[2]
-                      for i, r in enumerate(self._responses(parts, x))]
+        curvatures = [self.profiles.evaluate(r, (2,), first=first)[2] for first, r in self._responses(parts, x)]
         weight = parts.weight.view(-1, 1, 1, 1)
 
         def apply(v: Tensor) -> Tensor:
