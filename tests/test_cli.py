@@ -136,6 +136,10 @@ def test_train_seed_fixes_the_initial_weights_too(tmp_path, capsys):
     assert not all(torch.equal(a[k], c[k]) for k in a)
     run(3, "d", "--intensity-shift", "0.25")
     assert read_metadata(tmp_path / "d" / "prior.safetensors")["training"]["config"]["intensity_shift"] == 0.25
+    start = str(tmp_path / "a" / "prior.safetensors")
+    run(3, "e", "--init", start)  # a fine-tuned prior names the checkpoint it started from
+    assert read_metadata(tmp_path / "e" / "prior.safetensors")["training"]["init_from"] == start
+    assert read_metadata(tmp_path / "a" / "prior.safetensors")["training"]["init_from"] is None
     assert "validation PSNR" in capsys.readouterr().out
 
 

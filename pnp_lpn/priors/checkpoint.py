@@ -244,13 +244,14 @@ def _data_range(meta: dict, path: str | Path) -> tuple[float, float] | None:
 
 def export_prior(checkpoint: str | Path, out: str | Path, name: str, description: str) -> Path:
     """Write a shippable prior file from a training checkpoint: weights only (no optimiser
-    state), with its name, description and a summary of the training run in the metadata."""
+    state), with its name, description and a summary of the training run in the metadata
+    (its settings, steps, data, validation scores and the checkpoint it started from, if any)."""
     meta = read_metadata(checkpoint)
     train = meta.get("training", {})
     hist = train.get("history") if isinstance(train.get("history"), dict) else {}  # a free-form record
     summary = {"config": train.get("config"), "steps_done": train.get("step"), "data": train.get("data"),
                "world_size": train.get("world_size"), "wall_time_s": hist.get("wall_time"),
                "val_step": hist.get("val_step"), "val_psnr": hist.get("val_psnr"),
-               "val_minutes": hist.get("val_minutes")}
+               "val_minutes": hist.get("val_minutes"), "init_from": train.get("init_from")}
     prior = load_prior(checkpoint)
     return save_prior(prior, out, {"name": name, "description": description, "training": summary})
