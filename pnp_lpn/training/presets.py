@@ -57,6 +57,8 @@ _RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss=
                      inverse_sigma_weight=True)
 
 _RESTART = "900 more steps of {name} from its last checkpoint (--init), the learning-rate schedule restarted"
+_BATCH64 = ("1200 more steps of {name} at 64 patches per step from its last checkpoint (--init), the "
+            "learning-rate schedule restarted")
 
 
 def _ridge(rho: float, recipe: str, config: TrainConfig) -> Preset:
@@ -69,6 +71,8 @@ def _ridge(rho: float, recipe: str, config: TrainConfig) -> Preset:
 TRAINING_PRESETS: dict[str, Preset] = {
     "wcrr-natural-gray": _ridge(1.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
     "wcrr-natural-gray-restart": _ridge(1.0, _RESTART.format(name="wcrr-natural-gray"), replace(_RIDGE, steps=900)),
+    "wcrr-natural-gray-b64": _ridge(1.0, _BATCH64.format(name="wcrr-natural-gray"),
+                                    replace(_RIDGE, steps=1200, batch_size=64)),
     "crr-natural-gray": _ridge(0.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
     "crr-natural-gray-restart": _ridge(0.0, _RESTART.format(name="crr-natural-gray"), replace(_RIDGE, steps=900)),
     "wcrr-natural-gray-gpu": _ridge(
