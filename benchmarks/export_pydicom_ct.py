@@ -44,9 +44,8 @@ def ct_slices() -> dict[str, np.ndarray]:
 
 
 def to_unit(hu: np.ndarray, hu_min: float, hu_max: float, size: int) -> np.ndarray:
-    """HU -> [0, 1] by the window [hu_min, hu_max], area-resampled to size x size (float32)."""
-    if min(hu.shape) < size:
-        raise ValueError(f"a slice of shape {hu.shape} is smaller than --size {size}")
+    """HU -> [0, 1] by the window [hu_min, hu_max], centre square area-resampled to size x size
+    (float32; the slice is at least size x size)."""
     unit = np.clip((hu - hu_min) / (hu_max - hu_min), 0.0, 1.0)
     side = min(unit.shape)
     top, left = (unit.shape[0] - side) // 2, (unit.shape[1] - side) // 2

@@ -55,10 +55,16 @@ _NATURAL = TrainConfig(sigma=0.1, sigma_range=None, steps=5000, warmup_loss="l2"
 _RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss="l2", warmup_fraction=1.0,
                      batch_size=16, lr_warmup=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100,
                      inverse_sigma_weight=True)
+#: continuations of a ridge run from its checkpoint: 900 more steps; 1200 more at 64 patches per step
+_RESTART = replace(_RIDGE, steps=900)
+_BATCH64 = replace(_RIDGE, steps=1200, batch_size=64)
 
-_RESTART = "900 more steps of {name} from its last checkpoint (--init), the learning-rate schedule restarted"
-_BATCH64 = ("1200 more steps of {name} at 64 patches per step from its last checkpoint (--init), the "
-            "learning-rate schedule restarted")
+
+def _more(name: str, config: TrainConfig) -> str:
+    """The recipe of a run continuing ``name`` from its last checkpoint with ``config``."""
+    batch = "" if config.batch_size == _RIDGE.batch_size else f" at {config.batch_size} patches per step"
+    return (f"{config.steps} more steps of {name}{batch} from its last checkpoint (--init), the learning-rate "
+            "schedule restarted")
 
 
 def _ridge(rho: float, recipe: str, config: TrainConfig) -> Preset:
@@ -70,11 +76,10 @@ def _ridge(rho: float, recipe: str, config: TrainConfig) -> Preset:
 
 TRAINING_PRESETS: dict[str, Preset] = {
     "wcrr-natural-gray": _ridge(1.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
-    "wcrr-natural-gray-restart": _ridge(1.0, _RESTART.format(name="wcrr-natural-gray"), replace(_RIDGE, steps=900)),
-    "wcrr-natural-gray-b64": _ridge(1.0, _BATCH64.format(name="wcrr-natural-gray"),
-                                    replace(_RIDGE, steps=1200, batch_size=64)),
+    "wcrr-natural-gray-restart": _ridge(1.0, _more("wcrr-natural-gray", _RESTART), _RESTART),
+    "wcrr-natural-gray-b64": _ridge(1.0, _more("wcrr-natural-gray", _BATCH64), _BATCH64),
     "crr-natural-gray": _ridge(0.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
-    "crr-natural-gray-restart": _ridge(0.0, _RESTART.format(name="crr-natural-gray"), replace(_RIDGE, steps=900)),
+    "crr-natural-gray-restart": _ridge(0.0, _more("crr-natural-gray", _RESTART), _RESTART),
     "wcrr-natural-gray-gpu": _ridge(
         1.0, "GPU-length run (the published WCRR-NN's 6000 batches of 128 patches)",
         replace(_RIDGE, steps=6000, batch_size=128, val_every=500, ckpt_every=250)),
