@@ -185,6 +185,8 @@ def test_regularizer_at_prox_output_and_potential_formula():
     psi = p.potential(v)
     formula = (v * z).flatten(1).sum(1) - 0.5 * z.flatten(1).pow(2).sum(1) - psi
     assert torch.allclose(formula, reg, atol=1e-7)
+    half = p.scaled_prox_with_regularizer(v, 0.5, tol=1e-9)  # R itself, not the solve's weighted 0.5 R
+    assert torch.allclose(half.reg, p.regularizer(half.z), rtol=1e-8)
     pre = p.regularizer(z, return_result=True).v  # the prox maps the preimage back to z
     assert torch.allclose(p.scaled_prox_with_regularizer(pre, 1.0, tol=1e-9).z, z, atol=1e-5)
 
@@ -270,7 +272,7 @@ def test_solve_monitors_the_explicit_objective():
     torch.manual_seed(7)
     x = torch.nn.functional.avg_pool2d(torch.rand(1, 1, 16, 16), 3, 1, 1)
     y = op(x)
-    res = pl.solve(y, op, p, method="pgd", lam=1.0, step=1.0, max_iter=8)
+    res = pl.solve(y, op, p, method="pgd", lam=1.0, step=0.5, max_iter=8)  # prior step: prox of t R, t = 0.5
     obj = res.history["objective"]
     assert all(b <= a + 1e-5 * abs(a) for a, b in zip(obj, obj[1:]))  # PGD at step 1/||A||^2 descends
     data = 0.5 * float((op.A(res.x) - y).pow(2).sum())

@@ -270,7 +270,7 @@ class RidgePrior(ProxPrior):
         result's ``w``); ``tol`` bounds the certified RMS distance to the exact prox."""
         t = check_positive(t, "the prox weight t")
         res = self.solve_denoising(self._check(v), self.parts(v.shape[0], t=t), x0=w0, tol=tol, max_iter=max_iter)
-        res.z, res.reg = res.z.to(v.dtype), res.reg.to(v.dtype)
+        res.z, res.reg = res.z.to(v.dtype), (res.reg / t).to(v.dtype)  # the solve's regulariser is t R
         return res
 
     def denoise(self, y: Tensor, sigma: float | Tensor, tol: float | None = None) -> Tensor:
