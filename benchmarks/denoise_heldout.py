@@ -10,7 +10,8 @@ same for every method. Rows: ``bm3d`` (given the true sigma), ``dncnn`` (scico's
 DnCNN closest to sigma), and every prior's ``denoise(y, sigma)``; an LPN's MAP denoiser below its
 training level costs ~75 prox calls per image, so ``--skip-slow`` leaves those cells empty.
 Also prints the wall time of one call per method at 256^2 relative to an LPN prox (``--timing``).
-Writes denoise_heldout.json and .md to --out.
+Writes denoise_heldout.json and .md to --out. ``--export DIR`` instead writes the clean crops as
+DIR/<photo>.npy (float32, [0, 1]), a held-out folder for ``pnp-lpn bench --images DIR``.
 """
 
 from __future__ import annotations
@@ -76,9 +77,16 @@ def main() -> None:
     ap.add_argument("--skip-slow", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="out/bench")
+    ap.add_argument("--export", default=None, help="write the clean crops to this folder as .npy and stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     photos = test_photos(args.size)
+    if args.export:
+        Path(args.export).mkdir(parents=True, exist_ok=True)
+        for name, x in photos.items():
+            np.save(Path(args.export) / f"{Path(name).stem}.npy", x[0, 0].numpy())
+        print(f"{len(photos)} photos ({args.size}^2) written to {args.export}")
+        return
     table = methods(args.priors, args.skip_slow)
     scores: dict[str, dict[str, list[float]]] = {m: {str(s): [] for s in args.sigmas} for m in table}
     times: dict[str, float] = {m: 0.0 for m in table}

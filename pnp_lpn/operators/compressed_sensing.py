@@ -42,9 +42,15 @@ class CompressedSensing(ForwardOperator):
     ``default_box`` (0, 1): with M < n the data leave an (n - M)-dimensional null space free, so
     :func:`pnp_lpn.solve` keeps iterates in the image range [0, 1] unless told otherwise. The
     noise level cannot be estimated from y (its entries have no spatial layout).
+
+    ``default_continuation`` 20: the least-squares start lies far from any image when M << n, and
+    an iteration whose prior step keeps the training noise level crawls from there (at M = n/16
+    a learned prox needs about 100 ADMM iterations, docs/benchmarks.md), so :func:`pnp_lpn.solve`
+    lets its first 20 prior steps denoise at raised noise levels unless told otherwise.
     """
 
     default_box: tuple[float, float] | None = (0.0, 1.0)
+    default_continuation: int = 20
 
     def __init__(
         self,

@@ -210,6 +210,16 @@ class ProxPrior(Denoiser):
         t = min((sigma / self.sigma_train) ** 2, 1.0)
         return self.scaled_prox_with_regularizer(y, t, tol=tol).z
 
+    def level_prox(self, v: Tensor, sigma: float, w0: Tensor | None = None, tol: float = 1e-4) -> ScaledProx:
+        """The prior's denoiser at noise level ``sigma`` (:meth:`denoise`) as a step of an
+        iteration (the continuation of :func:`pnp_lpn.solve`): ``z`` is the exact prox of the
+        regulariser this prior has at that level, ``reg`` is R(z) for this prior's own R where
+        known without a further solve (NaN here: z is another regulariser's prox), ``w`` the warm
+        start of a next call (v here: :meth:`denoise` needs none above ``sigma_train``)."""
+        z = self.denoise(v, sigma, tol=tol)
+        unknown = torch.full((v.shape[0],), float("nan"), dtype=z.dtype, device=z.device)
+        return ScaledProx(z, unknown, v, torch.zeros_like(unknown), 0)
+
     @torch.no_grad()
     def project_weights(self) -> None:
         """Restore the convexity constraints after an optimiser step."""

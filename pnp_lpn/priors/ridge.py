@@ -279,6 +279,14 @@ class RidgePrior(ProxPrior):
         ``tol`` (RMS; default ``inner_tol``) of the exact prox."""
         return self.solve_denoising(self._check(y), self.parts(y.shape[0], sigma), tol=tol).z.to(y.dtype)
 
+    def level_prox(self, v: Tensor, sigma: float, w0: Tensor | None = None, tol: float = 1e-4) -> ScaledProx:
+        """D_sigma(v) warm-started at ``w0`` (a previous result's ``w``), certified within ``tol``,
+        with ``reg`` the prior's own R (at sigma_ref) at the output, explicit."""
+        res = self.solve_denoising(self._check(v), self.parts(v.shape[0], sigma), x0=w0, tol=tol)
+        res.z = res.z.to(v.dtype)
+        res.reg = self.regularizer(res.z).to(v.dtype)
+        return res
+
     def forward(self, x: Tensor, sigma: float | Tensor | None = None, **kwargs) -> Tensor:
         """D_sigma(x) when ``sigma`` is given (deepinv's denoiser call), else prox_R(x)."""
         return self.prox(x) if sigma is None else self.denoise(x, sigma)

@@ -23,6 +23,17 @@ def check_stopping(max_iter, tol, tol_objective, patience) -> None:
         check_positive(tol_objective, "tol_objective", allow_zero=True)
 
 
+def check_continuation(continuation, max_iter: int) -> int | str:
+    """``continuation`` as an integer 0 <= K < max_iter (None/False: 0), AUTO kept; ValueError otherwise."""
+    if continuation is None or continuation is False or (isinstance(continuation, str) and continuation == AUTO):
+        return 0 if continuation is None or continuation is False else continuation
+    if (isinstance(continuation, bool) or not isinstance(continuation, (int, float)) or int(continuation) != continuation
+            or not 0 <= continuation < max_iter):
+        raise ValueError(f"continuation must be 'auto', None or an integer 0 <= K < max_iter={max_iter} (the "
+                         f"iterations before the stated problem is stepped), got {continuation!r}")
+    return int(continuation)
+
+
 def check_box(box) -> tuple[float, float] | str | None:
     """``box`` as (lo, hi) floats, None for None/False, AUTO kept; ValueError otherwise."""
     if box is None or box is False or (isinstance(box, str) and box == AUTO):

@@ -33,7 +33,9 @@ DRIFT_RTOL = 1e-3  # "diverging" also needs the objective this x its scale above
 @dataclass
 class Stopping:
     """When a solve stops: ``max_iter``, ``tol``, ``tol_objective``, ``patience`` (see
-    :func:`pnp_lpn.solve`), a ``callback(k, z, info)`` returning True to stop, a progress bar."""
+    :func:`pnp_lpn.solve`), a ``callback(k, z, info)`` returning True to stop, a progress bar;
+    no convergence, objective or divergence test in the first ``continuation`` iterations
+    (their prior steps denoise at raised levels: another problem)."""
 
     max_iter: int
     tol: float
@@ -41,6 +43,7 @@ class Stopping:
     patience: int = 5
     callback: Callable[[int, Tensor, dict], bool | None] | None = None
     progress: bool = False
+    continuation: int = 0
 
 
 class RiseMonitor:
@@ -148,6 +151,8 @@ class Monitor:
         if s.callback is not None and s.callback(k, out.z, {key: row[key] for key in self.keys}):
             self.reason = f"stopped by callback at iteration {k}"
             return True
+        if k <= s.continuation:
+            return False
         rel_change, gone = row["rel_change"], self.run_off.held.mask.to(obj.device)
         primal = self.it.primal_residual(out, rel_change)
         if bool(((rel_change <= s.tol) & (primal <= s.tol) | gone).all()):

@@ -22,12 +22,12 @@ import torch
 from torch import Tensor
 
 from ..priors.base import ProxPrior
-from .checks import AUTO, check_box, check_inputs, check_stopping
+from .checks import AUTO, check_box, check_continuation, check_inputs, check_stopping
 from .iterations import ITERATIONS
 from .loop import run
 from .monitor import DRIFT_RTOL, RISE_RTOL, Monitor, RiseMonitor, Stopping
 from .operator_norm import operator_norm_sq
-from .prior_step import ScaledProxStep, make_prior_step
+from .prior_step import CONTINUATION_START, ScaledProxStep, can_continue, make_prior_step
 from .result import SolveResult
 from .run_off import RANGE_FACTOR, SCALE_FRACTION, HeldImages, RangeGuard, RunOff
 from .weights import (LAM_IGNORES_DATA, Weights, check_prox_weight, default_lam, estimated_noise_sigma,
@@ -59,6 +59,26 @@ def choose_box(box, physics, notes: list[str]) -> tuple[float, float] | None:
     return chosen
 
 
+def choose_continuation(continuation: int | str, physics, prior, sigma_d: float | None, max_iter: int,
+                        notes: list[str]) -> int:
+    """K, the continued prior steps: a given K, or for ``'auto'`` the operator's
+    ``default_continuation`` (0 when it has none or the prior cannot denoise at other levels),
+    at most max_iter // 2; the choice goes to ``notes``."""
+    if continuation == AUTO:
+        k = min(int(getattr(physics, "default_continuation", 0) or 0), max_iter // 2)
+        if k and not can_continue(prior, sigma_d):
+            notes.append(f"no continuation ({type(physics).__name__}.default_continuation): the prior does not "
+                         "denoise at other noise levels")
+            return 0
+        source = f"{type(physics).__name__}.default_continuation"
+    else:
+        k, source = continuation, "continuation"
+    if k:
+        notes.append(f"continuation ({source}): the first {k} prior steps denoise at {CONTINUATION_START:g} x down "
+                     "to 1 x the step's noise level (continuation=0 turns this off)")
+    return k
+
+
 @torch.no_grad()
 def solve(
     y: Tensor,
@@ -76,6 +96,7 @@ def solve(
     tol_objective: float | None = None,
     patience: int = 5,
     step: float | None = None,
+    continuation: int | str | None = AUTO,
 ) -> SolveResult:
     """Reconstruct x from y = A x + noise by PnP-ADMM, PnP-PGD or PnP-APGD.
 
@@ -128,12 +149,22 @@ def solve(
         noise_sigma sqrt(tau). PGD with step <= 1/||A||^2 decreases F monotonically at any lam
         (at the default step (A)PGD raises a MAP lam to ||A||^2 for that; a longer step warns).
         tau lam > 1 is refused for exact-prox priors.
+    :param continuation: K, the number of first iterations whose prior step denoises at a raised
+        noise level, c_k s with c_k = 5^(1 - k/K) falling to 1 (s the step's level: sigma_train
+        sqrt(tau lam) for an exact-prox prior, whose step is then its ``level_prox``; sigma_d for
+        a deepinv denoiser; :mod:`.prior_step`), before the stated problem is stepped. These
+        iterations are recorded but not tested for convergence or divergence, and F is NaN
+        there unless the prior's R is explicit (ridge priors). 0 or None: off. "auto"
+        (default): the operator's ``default_continuation`` (compressed sensing: 20, whose
+        least-squares start is far from any image; the other operators: none), at most
+        max_iter // 2, stated in ``result.notes``.
 
     Any floating dtype of y works: the solve runs in y's dtype (float32 for float16 /
     bfloat16 y), x0 is cast to it, a prior computes in its own parameters' dtype, and
     ``result.x`` comes back in y's dtype.
     """
     check_stopping(max_iter, tol, tol_objective, patience)
+    continuation = check_continuation(continuation, max_iter)
     box, user_dtype = check_box(box), getattr(y, "dtype", None)
     y, x_adj, x0 = check_inputs(y, operator, prior, method, lam, x0, step)
     notes: list[str] = []
@@ -143,7 +174,8 @@ def solve(
     x0 = initial_point(operator, y) if x0 is None else x0
     iteration_class = ITERATIONS[method]
     weights = _weights(operator, prior, y, x_adj, method, (lam, step, denoiser_sigma), notes)
-    prior_step, has_reg = make_prior_step(prior, weights.denoiser_sigma, weights.prox_weight)
+    continuation = choose_continuation(continuation, operator, prior, weights.denoiser_sigma, max_iter, notes)
+    prior_step, has_reg = make_prior_step(prior, weights.denoiser_sigma, weights.prox_weight, continuation)
     if not has_reg:
         if iteration_class.needs_objective:
             raise ValueError(f"method={method!r} needs the objective, so a prior with a regulariser (a pnp_lpn "
@@ -152,7 +184,7 @@ def solve(
     guard = RangeGuard(getattr(prior, "data_range", None), x0)
     guard.check_scale(x0, notes)
     iteration = iteration_class(operator, y, prior_step, weights.step, x0, box, lam=weights.lam)
-    stopping = Stopping(max_iter, tol, tol_objective, patience, callback, progress)
+    stopping = Stopping(max_iter, tol, tol_objective, patience, callback, progress, continuation)
     res = run(iteration, Monitor(iteration, weights.lam, has_reg, stopping, RunOff(guard, iteration, notes), notes))
     res.step = weights.step
     if isinstance(prior_step, ScaledProxStep):
