@@ -45,7 +45,7 @@ def test_compressed_sensing_continues_a_denoiser_by_default_and_not_when_told():
     op, y = _cs()
     rec = LevelRecorder()
     res = pl.solve(y, op, rec, denoiser_sigma=0.1, max_iter=30, tol=0)
-    k = min(op.default_continuation, 30 // 2)
+    k = min(op.default_continuation, 30 * 4 // 5)
     assert rec.sigmas[:k] == pytest.approx([0.1 * continuation_factor(i, k) for i in range(k)])
     assert rec.sigmas[k:] == pytest.approx([0.1] * (30 - k))
     assert any("continuation" in n and f"first {k} prior steps" in n for n in res.notes)

@@ -63,9 +63,9 @@ def choose_continuation(continuation: int | str, physics, prior, sigma_d: float 
                         notes: list[str]) -> int:
     """K, the continued prior steps: a given K, or for ``'auto'`` the operator's
     ``default_continuation`` (0 when it has none or the prior cannot denoise at other levels),
-    at most max_iter // 2; the choice goes to ``notes``."""
+    at most 4/5 of max_iter; the choice goes to ``notes``."""
     if continuation == AUTO:
-        k = min(int(getattr(physics, "default_continuation", 0) or 0), max_iter // 2)
+        k = min(int(getattr(physics, "default_continuation", 0) or 0), max_iter * 4 // 5)
         if k and not can_continue(prior, sigma_d):
             notes.append(f"no continuation ({type(physics).__name__}.default_continuation): the prior does not "
                          "denoise at other noise levels")
@@ -156,8 +156,8 @@ def solve(
         iterations are recorded but not tested for convergence or divergence, and F is NaN
         there unless the prior's R is explicit (ridge priors). 0 or None: off. "auto"
         (default): the operator's ``default_continuation`` (compressed sensing: 20, whose
-        least-squares start is far from any image; the other operators: none), at most
-        max_iter // 2, stated in ``result.notes``.
+        least-squares start is far from any image; the other operators: none), at most 4/5 of
+        max_iter (a short run gains most from it), stated in ``result.notes``.
 
     Any floating dtype of y works: the solve runs in y's dtype (float32 for float16 /
     bfloat16 y), x0 is cast to it, a prior computes in its own parameters' dtype, and
