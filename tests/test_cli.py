@@ -116,6 +116,24 @@ def test_solve_ct_keeps_the_unit_box_unless_told_otherwise(tmp_path, capsys):
     assert "LO" in capsys.readouterr().err
 
 
+def test_solve_cs_continues_by_default_and_takes_a_continuation(tmp_path, capsys):
+    from skimage.data import camera
+
+    img = tmp_path / "img.npy"
+    np.save(img, camera()[::8, ::8][:32, :32].astype(np.float32) / 255)
+    base = ["solve", str(img), "--operator", "cs", "--ratio", "0.25", "--simulate", "--noise", "0.01", "--iters", "5"]
+    for extra, expected in (([], "first 4 prior steps"), (["--continuation", "2"], "first 2 prior steps"),
+                            (["--continuation", "0"], None)):
+        out = tmp_path / f"out{len(extra)}{expected}"
+        assert main(base + extra + ["--out", str(out)]) == 0
+        notes = " ".join(json.loads((out / "history.json").read_text())["notes"])
+        assert (expected in notes) if expected else "continuation" not in notes
+    for bad in ("-1", "x"):
+        with pytest.raises(SystemExit):
+            main(base + ["--continuation", bad])
+    assert "K >= 0" in capsys.readouterr().err
+
+
 def test_solve_ct_needs_size(tmp_path, capsys):
     sino = tmp_path / "sino.npy"
     np.save(sino, np.zeros((10, 20), np.float32))

@@ -53,7 +53,7 @@ def run_study(args: argparse.Namespace, slice_ndim: int) -> int:
     result = solve_study(inputs, op, make_prior(args, device=device), args.out, batch_size=args.batch_size,
                          reference=args.reference, simulate=args.simulate, seed=args.seed,
                          progress=not args.quiet, method=args.method, lam=args.lam, max_iter=args.iters,
-                         tol=args.tol, step=args.step, box=solve_box(args, op))
+                         tol=args.tol, step=args.step, box=solve_box(args, op), continuation=args.continuation)
     if result.rows:  # rank 0 (or the only process)
         print(f"{len(result.rows)} slices: {result.n_ok} reconstructed, {result.n_error} failed "
               f"({result.solved} solved now); wrote {args.out}/summary.csv, summary.json")
