@@ -131,7 +131,7 @@ def test_solve_cs_continues_by_default_and_takes_a_continuation(tmp_path, capsys
     for bad in ("-1", "x"):
         with pytest.raises(SystemExit):
             main(base + ["--continuation", bad])
-    assert "K >= 0" in capsys.readouterr().err
+    assert "integer >= 0" in capsys.readouterr().err
 
 
 def test_solve_ct_needs_size(tmp_path, capsys):

@@ -28,15 +28,20 @@ def check_prior(name: str, option: str = "--prior") -> None:
         check_file(name, option)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def bounded_int(text: str, low: int = 1) -> int:
+    """argparse type: an integer >= ``low``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return bounded_int(text, 1)
 
 
 def nonnegative_float(text: str) -> float:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import UsageError, nonnegative_float, note, positive_float, positive_int
+from .common import UsageError, bounded_int, nonnegative_float, note, positive_float, positive_int
 from .solve_setup import (check_args, image_shape, make_operator, make_prior, measurement_problem, read_mask,
                           reads_images, solve_box)
 
@@ -104,15 +104,7 @@ def _box(text: str) -> tuple[float, float] | str | None:
 
 def _continuation(text: str) -> int | str:
     """'auto' or an integer K >= 0."""
-    if text == "auto":
-        return text
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 0, got {text!r}") from None
-    if k < 0:
-        raise argparse.ArgumentTypeError(f"the continuation needs K >= 0, got {text!r}")
-    return k
+    return text if text == "auto" else bounded_int(text, 0)
 
 
 def run(args: argparse.Namespace) -> int:
