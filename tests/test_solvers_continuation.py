@@ -9,7 +9,7 @@ import torch
 
 import pnp_lpn as pl
 from conftest import SoftThresholdPrior, soft
-from pnp_lpn.operators import CompressedSensing, GaussianBlur
+from pnp_lpn.operators import CompressedSensing, GaussianBlur, Inpainting
 from pnp_lpn.solvers.prior_step import CONTINUATION_START, ScaledProxStep, continuation_factor
 from test_ridge import _prior
 
@@ -41,8 +41,14 @@ def test_continuation_factor_falls_geometrically_to_one():
     assert c[k_max:] == [1.0, 1.0]
 
 
-def test_compressed_sensing_continues_a_denoiser_by_default_and_not_when_told():
-    op, y = _cs()
+def _inpainting():
+    op = Inpainting((1, 16, 16), ratio=0.3, noise_sigma=0.01, seed=2).to(torch.float64)
+    return op, op(torch.rand(1, 1, 16, 16, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("problem", [_cs, _inpainting])
+def test_cs_and_inpainting_continue_a_denoiser_by_default_and_not_when_told(problem):
+    op, y = problem()
     rec = LevelRecorder()
     res = pl.solve(y, op, rec, denoiser_sigma=0.1, max_iter=30, tol=0)
     k = min(op.default_continuation, 30 * 4 // 5)

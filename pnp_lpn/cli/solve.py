@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stops as 'ran off'")
     p.add_argument("--continuation", type=_continuation, default="auto",
                    help="K: the first K prior steps denoise at 5x down to 1x the step's noise level, then the stated "
-                        "problem (0: off; default 'auto': 20 for cs, whose least-squares start is far from any "
+                        "problem (0: off; default 'auto': 20 for cs and inpainting, whose starts are far from any "
                         "image, at most 4/5 of --iters; none for the other operators)")
     p.add_argument("--iters", type=positive_int, default=50)
     p.add_argument("--tol", type=nonnegative_float, default=1e-5)

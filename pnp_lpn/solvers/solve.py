@@ -155,8 +155,8 @@ def solve(
         a deepinv denoiser; :mod:`.prior_step`), before the stated problem is stepped. These
         iterations are recorded but not tested for convergence or divergence, and F is NaN
         there unless the prior's R is explicit (ridge priors). 0 or None: off. "auto"
-        (default): the operator's ``default_continuation`` (compressed sensing: 20, whose
-        least-squares start is far from any image; the other operators: none), at most 4/5 of
+        (default): the operator's ``default_continuation`` (compressed sensing and inpainting:
+        20, their starts are far from any image; the other operators: none), at most 4/5 of
         max_iter (a short run gains most from it), stated in ``result.notes``.
 
     Any floating dtype of y works: the solve runs in y's dtype (float32 for float16 /
