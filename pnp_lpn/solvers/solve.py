@@ -187,7 +187,7 @@ def solve(
     stopping = Stopping(max_iter, tol, tol_objective, patience, callback, progress, continuation)
     res = run(iteration, Monitor(iteration, weights.lam, has_reg, stopping, RunOff(guard, iteration, notes), notes))
     res.step = weights.step
-    if isinstance(prior_step, ScaledProxStep):
+    if isinstance(prior_step, ScaledProxStep) and (prior_step.t != 1.0 or prior.inner_solve):  # not a plain prox
         res.notes.append(prior_step.note())
     res.x = res.x.to(user_dtype)
     return res
