@@ -513,6 +513,24 @@ def test_opponent_color_prior_of_an_lpn_keeps_the_exact_regularizer_and_checks_i
         pl.OpponentColorPrior(make(pl.LPN), luma_scale=0.0)
 
 
+def test_gradient_inversion_reaches_tolerances_under_the_rounding_of_its_objective():
+    """psi(v) = 1/2 v^T A v + 1e4 in float32: near the solution psi's decrease is under its float32
+    rounding (Armijo cannot see progress), yet the gradient still resolves it, so the approximate
+    Wolfe test of the line search carries the solve down to a residual of 1e-5."""
+    from pnp_lpn.priors.inversion import invert_gradient
+
+    g = torch.Generator().manual_seed(0)
+    diag = torch.logspace(-1, 1, 64).view(1, 1, 8, 8)  # A = diag, condition number 100
+    x = torch.randn(2, 1, 8, 8, generator=g)
+
+    def grad_and_value(v, rows):
+        return diag * v, (0.5 * (diag * v * v).flatten(1).sum(1) + 1e4).float()
+
+    inv = invert_gradient(grad_and_value, x, tol=1e-5, max_iter=300)
+    assert float(inv.residual.max()) <= 1e-5
+    torch.testing.assert_close(inv.v, x / diag, rtol=1e-4, atol=1e-4)
+
+
 def test_gradient_inversion_evaluates_only_the_images_still_moving():
     """psi_i(v) = a_i / 2 ||v||^2 + ||v||^4 / 4 per image: grad psi_i(v) = x_i solved per image
     (checked against the closed form along x_i), and an image that has converged is no longer

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+#: sufficient-decrease constant of the line search
+ARMIJO = 1e-4
+
 
 @dataclass
 class Inversion:
@@ -107,23 +110,36 @@ def invert_gradient(
 def _line_search(grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], x: Tensor,
                  point: tuple[Tensor, Tensor, Tensor, Tensor], d: Tensor, slope: Tensor, done: Tensor,
                  max_backtracks: int) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
-    """Armijo backtracking from ``point`` = (v, z, psi, phi) along d, per image: step 1 first (with
-    H = I it is v + (x - f(v))), halved until phi(v + step d) <= phi + 1e-4 step slope. Images in
-    ``done`` keep their point and are never evaluated. Returns (accepted, the new point)."""
+    """Backtracking from ``point`` = (v, z, psi, phi) along d, per image, step 1 first (with H = I
+    it is v + (x - f(v))). A step a is accepted when
+
+    - Armijo: phi(v + a d) <= phi + c a slope (c = 1e-4), or
+    - approximate Wolfe (Hager and Zhang): phi(v + a d) <= phi + 1e-6 |phi| and
+      phi'(a) <= (1 - 2 c) |slope|, with phi'(a) = <grad phi(v + a d), d>,
+
+    the second for the last iterations, where phi's decrease is under its rounding error and only
+    the gradient still resolves progress (for a quadratic both say a <= 2 (1 - c) a*). A rejected
+    step a is replaced by the zero of the secant of phi' on [0, a], kept in [a / 10, a / 2].
+    Images in ``done`` keep their point and are never evaluated. Returns (accepted, the new point)."""
     v, phi = point[0], point[3]
     new = [t.clone() for t in point]
     accepted, step = done.clone(), torch.ones_like(phi, dtype=v.dtype)
     for _ in range(max_backtracks):
         rows = (~accepted).nonzero().squeeze(1)
-        trial = v[rows] + _bcast(step[rows], v) * d[rows]
+        a, s0 = step[rows], slope[rows]
+        trial = v[rows] + _bcast(a, v) * d[rows]
         z_t, psi_t = grad_and_value(trial, rows)
         phi_t = psi_t - _dot(x[rows], trial)
-        ok = phi_t <= phi[rows] + 1e-4 * step[rows] * slope[rows]
+        slope_t = _dot(z_t - x[rows], d[rows])
+        armijo = phi_t <= phi[rows] + ARMIJO * a * s0
+        wolfe = (phi_t <= phi[rows] + 1e-6 * phi[rows].abs()) & (slope_t <= -(1 - 2 * ARMIJO) * s0)
+        ok = armijo | wolfe
         keep = rows[ok]
         for target, value in zip(new, (trial, z_t, psi_t, phi_t)):
             target[keep] = value[ok]
         accepted[keep] = True
         if accepted.all():
             break
-        step = torch.where(accepted, step, step / 2)
+        secant = a * s0 / (s0 - slope_t).where(slope_t > s0, s0 / 0.5)  # no curvature seen: halve
+        step[rows] = torch.minimum(torch.maximum(secant, a / 10), a / 2)
     return accepted, tuple(new)

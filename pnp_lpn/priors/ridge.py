@@ -40,22 +40,29 @@ from .._checks import check_positive
 from .base import ProxPrior, RegularizerResult, ScaledProx
 from .filters import BankKernels, FilterBank
 from .inversion import invert_gradient
-from .spline import SplineProfiles
+from .spline import SplineProfiles, Tables
 
 
 @dataclass
 class RidgeParts:
-    """The regulariser's parameters for one solve: the bank's normalised kernels, per-sample weight
-    w = t lam (B,) and scale mu (B,), and the strong-convexity modulus m (B,) of E."""
+    """The regulariser's parameters for one solve: the bank's normalised kernels, the profiles'
+    interval tables (:meth:`.SplineProfiles.interval_tables`), per-sample weight w = t lam (B,) and scale mu (B,),
+    and the strong-convexity modulus m (B,) of E."""
 
     kernels: BankKernels
+    tables: Tables
     weight: Tensor
     mu: Tensor
     modulus: Tensor
 
     def select(self, rows: Tensor) -> RidgeParts:
         """The parts of the samples ``rows`` (a (b,) index)."""
-        return RidgeParts(self.kernels, self.weight[rows], self.mu[rows], self.modulus[rows])
+        return RidgeParts(self.kernels, self.tables, self.weight[rows], self.mu[rows], self.modulus[rows])
+
+    def detach(self) -> RidgeParts:
+        """The same parts without autograd history."""
+        return RidgeParts(self.kernels.detach(), tuple(t.detach() for t in self.tables), self.weight.detach(),
+                          self.mu.detach(), self.modulus.detach())
 
 
 class RidgePrior(ProxPrior):
@@ -140,40 +147,38 @@ class RidgePrior(ProxPrior):
         if not bool((modulus > 0).all()):
             raise ValueError(f"t R is not weakly convex enough for a unique prox at t={t:g} (needs t < "
                              f"{self.max_prox_weight():.4g})")
-        return RidgeParts(self.bank.kernels(), weight, mu, modulus)
+        return RidgeParts(self.bank.kernels(), self.profiles.interval_tables(), weight, mu, modulus)
 
     # ----- energy -------------------------------------------------------------------
-    def _responses(self, parts: RidgeParts, x: Tensor) -> list[tuple[int, Tensor]]:
-        """(first profile, mu W x) per scale: scale i's responses use profiles i F .. (i + 1) F - 1."""
-        mu, f = parts.mu.view(-1, 1, 1, 1), self.bank.channels[-1]
-        return [(i * f, mu * r) for i, r in enumerate(parts.kernels.apply(x))]
-
     def energy_terms(self, parts: RidgeParts, x: Tensor, value: bool = True) -> tuple[Tensor, Tensor | None]:
         """(grad R, R) of the weighted regulariser at x: (B, C, H, W) and (B,) float64 (None unless
-        ``value``)."""
-        reg, derivatives, total = None, [], 0.0
-        for first, r in self._responses(parts, x):
-            if value:
-                d1, sums = self.profiles.derivative_and_sum(r, first=first)
-                total = total + sums
-            else:
-                d1 = self.profiles.evaluate(r, (1,), first=first)[1]
-            derivatives.append(d1)
+        ``value``): grad R = (w / mu) W^T phi'(W (mu x)), R = (w / mu^2) sum phi(W (mu x)), one
+        filter at a time (:meth:`.BankKernels.transform`)."""
+        sums = []
+
+        def derivative(i: int, f: int, r: Tensor) -> Tensor:
+            first = i * self.bank.channels[-1] + f  # scale i's filters use profiles i F .. (i + 1) F - 1
+            if not value:
+                return self.profiles.evaluate(r, (1,), first=first, tables=parts.tables)[1]
+            d1, total = self.profiles.derivative_and_sum(r, first=first, tables=parts.tables)
+            sums.append(total)
+            return d1
         w, mu = parts.weight.view(-1, 1, 1, 1), parts.mu.view(-1, 1, 1, 1)
-        grad = parts.kernels.adjoint(derivatives, x.shape[-2:]) * (w / mu)
-        if value:
-            reg = total * (parts.weight / parts.mu**2).to(torch.float64)
+        grad = parts.kernels.transform(mu * x, derivative) * (w / mu)
+        reg = sum(sums) * (parts.weight / parts.mu**2).to(torch.float64) if value else None
         return grad, reg
 
     def hessian(self, parts: RidgeParts, x: Tensor) -> Callable[[Tensor], Tensor]:
         """v -> (I + w W^T diag(phi''(mu W x)) W) v, the Hessian of E at x (the curvatures
         phi''(mu W x) evaluated once, for every product)."""
-        curvatures = [self.profiles.evaluate(r, (2,), first=first)[2] for first, r in self._responses(parts, x)]
+        f = self.bank.channels[-1]
+        responses = parts.kernels.apply(parts.mu.view(-1, 1, 1, 1) * x)
+        curvatures = [self.profiles.evaluate(r, (2,), first=i * f, tables=parts.tables)[2]
+                      for i, r in enumerate(responses)]
         weight = parts.weight.view(-1, 1, 1, 1)
 
         def apply(v: Tensor) -> Tensor:
-            inner = [c * r for c, r in zip(curvatures, parts.kernels.apply(v))]
-            return v + parts.kernels.adjoint(inner, x.shape[-2:]) * weight
+            return v + parts.kernels.transform(v, lambda i, j, r: curvatures[i][:, j:j + 1] * r) * weight
         return apply
 
     def hessian_vector(self, parts: RidgeParts, x: Tensor, v: Tensor) -> Tensor:
@@ -192,8 +197,7 @@ class RidgePrior(ProxPrior):
         """
         tol = self.inner_tol if tol is None else tol
         max_iter = self.inner_max_iter if max_iter is None else max_iter
-        frozen = RidgeParts(parts.kernels.detach(), parts.weight.detach(),
-                            parts.mu.detach(), parts.modulus.detach())
+        frozen = parts.detach()
         yd = y.detach()
 
         def grad_and_value(x: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:  # E(x) in float64: its decrease is tiny

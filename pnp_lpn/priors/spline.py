@@ -22,6 +22,9 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+#: (a, c, Phi) per interval, each (n, K + 1): :meth:`SplineProfiles.interval_tables`
+Tables = tuple[Tensor, Tensor, Tensor]
+
 #: elements per slice of an evaluation on the CPU (about 0.5 MB of float32 per temporary)
 PIECE = 1 << 17
 
@@ -60,7 +63,7 @@ class SplineProfiles(nn.Module):
         """a (n, K - 1) = gain x parameters, clamped to >= -rho."""
         return (self.gain * self.raw_slopes).clamp_min(-self.rho)
 
-    def tables(self) -> tuple[Tensor, Tensor, Tensor]:
+    def tables(self) -> Tables:
         """(a, c, Phi): slopes (n, K-1), phi' at the knots (n, K), phi at the knots (n, K)."""
         a = self.slopes()
         mid = self.knots // 2
@@ -71,11 +74,22 @@ class SplineProfiles(nn.Module):
         phi = torch.cat([a.new_zeros(self.n, 1), areas.cumsum(1)], 1)
         return a, c, phi - phi[:, mid:mid + 1]
 
+    def interval_tables(self) -> Tables:
+        """(a, c, Phi) of the K + 1 intervals j = 0..K of the real line, each (n, K + 1): interval j
+        starts at its anchor t_{j-1} = -T + (j - 1) h and has phi'(u) = c_j + a_j (u - t_{j-1}). Inner
+        intervals j = 1..K-1 are the grid's [t_{j-1}, t_j]; j = 0 is (-inf, -T) and j = K is [T, inf),
+        with a = 0 (phi linear there) and c, Phi continued from the grid's ends."""
+        a, c, phi = self.tables()
+        zero = a.new_zeros(self.n, 1)
+        first = phi[:, :1] - self.h * c[:, :1]  # phi at the anchor -T - h of interval 0
+        return (torch.cat([zero, a, zero], 1), torch.cat([c[:, :1], c], 1), torch.cat([first, phi], 1))
+
     def max_curvature(self) -> Tensor:
         """max_i,t phi_i''(t) (>= 0), a bound used for step sizes."""
         return self.slopes().max().clamp_min(0)
 
-    def evaluate(self, u: Tensor, order: tuple[int, ...] = (0, 1), first: int = 0) -> dict[int, Tensor]:
+    def evaluate(self, u: Tensor, order: tuple[int, ...] = (0, 1), first: int = 0,
+                 tables: Tables | None = None) -> dict[int, Tensor]:
         """phi^(d)(u) for d in ``order`` (0: phi, 1: phi', 2: phi''), u of shape (B, n', ...)
         holding the inputs of profiles ``first`` .. ``first + n' - 1``.
 
@@ -87,16 +101,17 @@ class SplineProfiles(nn.Module):
         pieces = list(self._pieces(u, order, first))
         return {d: torch.cat([p[d] for p in pieces], -1).reshape(u.shape) for d in order}
 
-    def derivative_and_sum(self, u: Tensor, first: int = 0) -> tuple[Tensor, Tensor]:
+    def derivative_and_sum(self, u: Tensor, first: int = 0, tables: Tables | None = None) -> tuple[Tensor, Tensor]:
         """(phi'(u) of u's shape, sum of phi(u) over all but the batch axis as (B,) float64),
         as :meth:`evaluate` but without storing phi(u)."""
         total, derivative = 0.0, []
-        for piece in self._pieces(u, (0, 1), first):
+        for piece in self._pieces(u, (0, 1), first, tables):
             total = total + piece[0].sum((1, 2), dtype=torch.float64)
             derivative.append(piece[1])
         return torch.cat(derivative, -1).reshape(u.shape), total
 
-    def _pieces(self, u: Tensor, order: tuple[int, ...], first: int) -> Iterator[dict[int, Tensor]]:
+    def _pieces(self, u: Tensor, order: tuple[int, ...], first: int,
+                tables: Tables | None = None) -> Iterator[dict[int, Tensor]]:
         """The formulas of :meth:`evaluate` on u viewed as (B, n', N): on the CPU in consecutive
         slices of about ``PIECE`` elements, whose temporaries stay in cache and are reused by the
         allocator (whole responses of a 512^2 image run several times slower, mostly in page
@@ -105,33 +120,35 @@ class SplineProfiles(nn.Module):
         n = u.shape[1]
         if first + n > self.n:
             raise ValueError(f"profiles {first}..{first + n - 1} requested, only {self.n} exist")
-        a, c, phi = (t[first:first + n].to(u.dtype) for t in self.tables())
+        a, c, phi = (t[first:first + n].to(u.dtype) for t in (self.interval_tables() if tables is None else tables))
         flat = u.reshape(u.shape[0], n, -1)
         width = max(1, PIECE // (flat.shape[0] * n)) if u.device.type == "cpu" else flat.shape[-1]
         for start in range(0, flat.shape[-1], width):
             yield self._formulas(flat[..., start:start + width], (a, c, phi), order)
 
-    def _formulas(self, u: Tensor, tables: tuple[Tensor, Tensor, Tensor], order: tuple[int, ...]) -> dict[int, Tensor]:
-        """phi^(d)(u) for u of shape (B, n', N) from the tables (a, c, Phi) of its n' profiles."""
-        inside = u.clamp(-self.span, self.span)
-        shifted = inside + self.span
-        k = (shifted * (1 / self.h)).floor_().clamp_(max=self.knots - 2)
-        s = torch.add(shifted, k, alpha=-self.h).clamp_(0, self.h)  # [0, h] exactly despite rounding
-        index = k.long()
+    def _formulas(self, u: Tensor, tables: Tables, order: tuple[int, ...]) -> dict[int, Tensor]:
+        """phi^(d)(u) for u of shape (B, n', N) from the interval tables (a, c, Phi) of its n'
+        profiles: with j = clamp(floor((u + T + h) / h), 0, K), the interval holding u, and
+        s = u - t_{j-1}, phi'(u) = c_j + a_j s, phi(u) = Phi_j + s (c_j + phi'(u)) / 2 (the exact
+        integral: phi' is linear on the interval), phi''(u) = a_j."""
+        t = u + (self.span + self.h)
+        j = (t * (1 / self.h)).clamp_(0, self.knots).floor_()
+        s = t.sub_(j, alpha=self.h)
+        index = j.int()
+        if u.shape[1] > 1:  # rows of the flattened (n' (K + 1),) tables
+            index += torch.arange(0, u.shape[1] * (self.knots + 1), self.knots + 1, dtype=index.dtype,
+                                  device=index.device).view(1, -1, 1)
 
         def pick(table: Tensor) -> Tensor:
-            return torch.gather(table.unsqueeze(0).expand(u.shape[0], -1, -1), 2, index)
+            return table.reshape(-1).index_select(0, index.reshape(-1)).view(index.shape)
 
         ak = pick(tables[0])
-        out = {}
+        out = {2: ak} if 2 in order else {}
         if 0 in order or 1 in order:
             ck = pick(tables[1])
             d1 = torch.addcmul(ck, ak, s)
             if 0 in order:
-                value = torch.addcmul(pick(tables[2]), s, ck + d1, value=0.5)
-                out[0] = torch.addcmul(value, d1, u - inside)
+                out[0] = pick(tables[2]).addcmul_(s, ck.add_(d1), value=0.5)
             if 1 in order:
                 out[1] = d1
-        if 2 in order:
-            out[2] = torch.where(u == inside, ak, torch.zeros_like(ak))
         return out
