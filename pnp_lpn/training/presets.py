@@ -56,14 +56,17 @@ _RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss=
                      batch_size=16, lr_warmup=2e-3, lr_pm=1e-4, anneal_warmup=True, val_every=250, ckpt_every=100,
                      inverse_sigma_weight=True)
 #: continuations of a ridge run from its checkpoint: 900 more steps; 1200 more at 64 patches per step
+#: (and the same with other patches and noise, seed 1)
 _RESTART = replace(_RIDGE, steps=900)
 _BATCH64 = replace(_RIDGE, steps=1200, batch_size=64)
+_BATCH64_SEED1 = replace(_BATCH64, seed=1)
 
 
 def _more(name: str, config: TrainConfig) -> str:
     """The recipe of a run continuing ``name`` from its last checkpoint with ``config``."""
     batch = "" if config.batch_size == _RIDGE.batch_size else f" at {config.batch_size} patches per step"
-    return (f"{config.steps} more steps of {name}{batch} from its last checkpoint (--init), the learning-rate "
+    seed = "" if config.seed == _RIDGE.seed else f" (seed {config.seed}: other patches and noise)"
+    return (f"{config.steps} more steps of {name}{batch}{seed} from its last checkpoint (--init), the learning-rate "
             "schedule restarted")
 
 
@@ -78,6 +81,7 @@ TRAINING_PRESETS: dict[str, Preset] = {
     "wcrr-natural-gray": _ridge(1.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
     "wcrr-natural-gray-restart": _ridge(1.0, _more("wcrr-natural-gray", _RESTART), _RESTART),
     "wcrr-natural-gray-b64": _ridge(1.0, _more("wcrr-natural-gray", _BATCH64), _BATCH64),
+    "wcrr-natural-gray-b64-seed1": _ridge(1.0, _more("wcrr-natural-gray", _BATCH64_SEED1), _BATCH64_SEED1),
     "crr-natural-gray": _ridge(0.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
     "crr-natural-gray-restart": _ridge(0.0, _more("crr-natural-gray", _RESTART), _RESTART),
     "wcrr-natural-gray-gpu": _ridge(
