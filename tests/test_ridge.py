@@ -103,6 +103,7 @@ def test_spline_profile_is_the_integral_of_its_derivative():
     zero = prof.evaluate(torch.zeros(1, 3, 1, dtype=torch.float64), (0, 1))
     assert float(zero[0].abs().max()) <= 1e-15 and float(zero[1].abs().max()) <= 1e-15  # up to rounding of u - t_j
     assert float(out[2].min()) >= -1.0
+    assert float(out[2][u.abs() > 2.0].abs().max()) == 0  # phi linear beyond the grid
     # phi' is the linear interpolation of its knot values, constant beyond the grid (numpy's interp)
     _, c, _ = prof.tables()
     knots = np.linspace(-2.0, 2.0, 11)

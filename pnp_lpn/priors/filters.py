@@ -141,7 +141,7 @@ class BankKernels:
         """W^T fn(W x) with fn applied to one response at a time: ``fn(i, f, r)`` gets the
         response r (B, 1, 2 H_s, 2 W_s) of scale i's filter f and returns a map of r's shape. Equal
         to ``adjoint([cat_f fn(i, f, r_if)]_i)`` but without the full response stack: each filter's
-        temporaries are small enough for the allocator to reuse (a gradient of E costs 10-20 % less)."""
+        temporaries are small enough for the allocator to reuse (docs/benchmarks.md, ridge prox speed)."""
         total = 0.0
         for i in range(len(self.scales)):
             zf, spec, size = self._forward(x, i)

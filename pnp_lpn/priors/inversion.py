@@ -140,6 +140,7 @@ def _line_search(grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor
         accepted[keep] = True
         if accepted.all():
             break
-        secant = a * s0 / (s0 - slope_t).where(slope_t > s0, s0 / 0.5)  # no curvature seen: halve
+        curved = slope_t > s0  # phi' grew along d: the secant through (0, s0), (a, slope_t) has a zero
+        secant = torch.where(curved, a * s0 / (s0 - slope_t).clamp_max(-1e-30), a / 2)
         step[rows] = torch.minimum(torch.maximum(secant, a / 10), a / 2)
     return accepted, tuple(new)

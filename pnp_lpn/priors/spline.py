@@ -93,12 +93,12 @@ class SplineProfiles(nn.Module):
         """phi^(d)(u) for d in ``order`` (0: phi, 1: phi', 2: phi''), u of shape (B, n', ...)
         holding the inputs of profiles ``first`` .. ``first + n' - 1``.
 
-        With v = clamp(u, -T, T) (the grid part of u), interval k = min(floor((v + T) / h), K - 2)
-        and offset s = v - t_k in [0, h]: phi'(u) = c_k + a_k s (constant beyond the grid),
-        phi(u) = Phi_k + s (c_k + phi'(u)) / 2 + phi'(u) (u - v) (the exact integral: phi' is
-        linear on the interval and constant beyond), phi''(u) = a_k if u = v else 0.
+        Formulas in :meth:`_formulas`: phi' is linear on each interval of the grid and constant
+        beyond it, phi its exact integral, phi'' the interval's slope (0 beyond the grid).
+        ``tables``: :meth:`interval_tables`, computed once by a caller that evaluates the same
+        profiles many times (default: computed here).
         """
-        pieces = list(self._pieces(u, order, first))
+        pieces = list(self._pieces(u, order, first, tables))
         return {d: torch.cat([p[d] for p in pieces], -1).reshape(u.shape) for d in order}
 
     def derivative_and_sum(self, u: Tensor, first: int = 0, tables: Tables | None = None) -> tuple[Tensor, Tensor]:
