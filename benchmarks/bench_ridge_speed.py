@@ -6,7 +6,8 @@ On one noisy 256^2 photo (scikit-image's ``camera`` at sigma 0.1; any photo work
 depends on the image only through the solver's iteration count): the LPN prox (one backward
 pass), the ridge prox from a cold start, the ridge prox warm-started at the solution for a
 nearby input (what a PnP iteration sees: v moved by 1 % RMS), and ``denoise(y, sigma)`` at
-sigma 0.05 / 0.1 / 0.2 (one inner solve each, any sigma). Cases alternate over ``--repeats``
+sigma 0.05 / 0.1 / 0.2 (one inner solve each, any sigma), with the solver's iterations and its
+evaluations of grad E (line-search trials included: the cost). Cases alternate over ``--repeats``
 rounds and the fastest round of each case is reported (the cost without interference: on a
 shared machine single timings drift by +-40 %), so a load change hits every case alike.
 Writes ridge_speed.json and .md to --out (default out/bench/).
@@ -29,15 +30,18 @@ def load(spec: str):
 
 
 def cases(ridge, lpn, y: torch.Tensor) -> dict:
-    """name -> zero-argument callable returning the number of inner iterations (0 for the LPN)."""
+    """name -> zero-argument callable returning (inner iterations, evaluations of grad E): (0, 0) for the LPN."""
     warm = ridge.scaled_prox_with_regularizer(y, 1.0)
     g = torch.Generator().manual_seed(1)
     nearby = y + 0.01 * float(y.pow(2).mean().sqrt()) * torch.randn(y.shape, generator=g)
-    table = {"lpn prox": lambda: (lpn.prox(y), 0)[1],
-             "ridge prox (cold)": lambda: ridge.scaled_prox_with_regularizer(y, 1.0).n_iter,
-             "ridge prox (warm, PnP)": lambda: ridge.scaled_prox_with_regularizer(nearby, 1.0, w0=warm.w).n_iter}
+    def counts(res) -> tuple[int, int]:
+        return res.n_iter, res.n_eval
+
+    table = {"lpn prox": lambda: (lpn.prox(y), (0, 0))[1],
+             "ridge prox (cold)": lambda: counts(ridge.scaled_prox_with_regularizer(y, 1.0)),
+             "ridge prox (warm, PnP)": lambda: counts(ridge.scaled_prox_with_regularizer(nearby, 1.0, w0=warm.w))}
     for s in (0.05, 0.1, 0.2):
-        table[f"ridge denoise sigma {s}"] = lambda s=s: ridge.solve_denoising(y, ridge.parts(1, s)).n_iter
+        table[f"ridge denoise sigma {s}"] = lambda s=s: counts(ridge.solve_denoising(y, ridge.parts(1, s)))
     return table
 
 
@@ -56,7 +60,7 @@ def main() -> None:
     y = x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
     table = cases(ridge, lpn, y)
     times: dict[str, list[float]] = {k: [] for k in table}
-    iters: dict[str, int] = {}
+    iters: dict[str, tuple[int, int]] = {}
     with torch.no_grad():
         for _ in range(args.repeats):
             for name, fn in table.items():
@@ -66,8 +70,8 @@ def main() -> None:
     best = {k: min(v) for k, v in times.items()}
     base = best["lpn prox"]
     lines = [f"{args.size}^2, {args.threads} threads, fastest of {args.repeats} alternating rounds", "",
-             "| case | seconds | / LPN prox | inner iterations |", "|---|---|---|---|"]
-    lines += [f"| {k} | {v:.3f} | {v / base:.1f} | {iters[k]} |" for k, v in best.items()]
+             "| case | seconds | / LPN prox | inner iterations | evaluations of grad E |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {v:.3f} | {v / base:.1f} | {iters[k][0]} | {iters[k][1]} |" for k, v in best.items()]
     text = "\n".join(lines)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -556,3 +556,4 @@ def test_gradient_inversion_evaluates_only_the_images_still_moving():
         assert torch.allclose(inv.v[i], r * x[i] / norm[i], atol=1e-10)
     assert float(inv.residual.max()) <= 1e-12
     assert seen[0] == [0, 1, 2] and min(len(rows) for rows in seen) < 3
+    assert inv.n_eval == len(seen) >= inv.n_iter + 1  # every call counted, the start included

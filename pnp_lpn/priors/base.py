@@ -31,9 +31,10 @@ class ScaledProx:
     """prox_{tR}(v) from :meth:`ProxPrior.scaled_prox_with_regularizer`: ``z`` (same shape as v),
     ``reg`` = R(z) (B,), ``w`` the warm start of a next solve (an LPN's point w with z = f(w);
     a ridge prior's z), the RMS residual (B,) of the solved equation ((1 - t) f(w) + t w = v;
-    for a ridge prior grad E(z) = 0), the number of solver iterations ``n_iter``, and where the
+    for a ridge prior grad E(z) = 0), the number of solver iterations ``n_iter``, where the
     problem's strong convexity is known the certified RMS distance (B,) of z to the exact prox
-    ``error_bound`` (None otherwise)."""
+    ``error_bound`` (None otherwise), and ``n_eval`` the solver's evaluations (its cost; 0 without
+    a solve)."""
 
     z: Tensor
     reg: Tensor
@@ -41,6 +42,7 @@ class ScaledProx:
     residual: Tensor
     n_iter: int
     error_bound: Tensor | None = None
+    n_eval: int = 0
 
 
 @dataclass
@@ -183,7 +185,7 @@ class ProxPrior(Denoiser):
         # f(w) and psi(w) again rather than (inv.z - t w) / (1 - t): that division loses accuracy as t -> 1
         z, reg = self.prox_with_regularizer(inv.v)
         _require_finite(reg, inv.residual, "the prox of t R")
-        return ScaledProx(z.to(dtype), reg.to(dtype), inv.v.to(dtype), inv.residual, inv.n_iter)
+        return ScaledProx(z.to(dtype), reg.to(dtype), inv.v.to(dtype), inv.residual, inv.n_iter, n_eval=inv.n_eval)
 
     def denoise(self, y: Tensor, sigma: float, tol: float = 1e-5) -> Tensor:
         """Denoiser at noise level sigma built from this prior, exact prox in every case.

@@ -22,13 +22,15 @@ ARMIJO = 1e-4
 
 @dataclass
 class Inversion:
-    """v: preimage; z = grad psi(v); psi = psi(v) (B,); residual (B,) RMS of z - x."""
+    """v: preimage; z = grad psi(v); psi = psi(v) (B,); residual (B,) RMS of z - x; the number of
+    L-BFGS iterations and of (batched) evaluations of grad psi, line-search trials included."""
 
     v: Tensor
     z: Tensor
     psi: Tensor
     residual: Tensor
     n_iter: int
+    n_eval: int
 
 
 def rms(t: Tensor) -> Tensor:
@@ -82,7 +84,7 @@ def invert_gradient(
     pairs: list[tuple[Tensor, Tensor, Tensor]] = []
     scale = torch.ones(phi.shape, dtype=v.dtype, device=v.device)
     stalled = torch.zeros_like(phi, dtype=torch.bool)  # line search failed: at the float floor
-    n_iter = 0
+    n_iter, n_eval = 0, 1
     for n_iter in range(1, max_iter + 1):
         active = (rms(g) > tol) & ~stalled
         if not active.any():
@@ -93,8 +95,9 @@ def invert_gradient(
         bad = slope >= 0  # not a descent direction: fall back to steepest descent
         d = torch.where(_bcast(bad, d), -g * _bcast(active.to(g.dtype), g), d)
         slope = torch.where(bad, -_dot(g, g) * active, slope)
-        accepted, (v_new, z_new, psi_new, phi_new) = _line_search(grad_and_value, x, (v, z, psi, phi), d, slope,
-                                                                   ~active, max_backtracks)
+        accepted, (v_new, z_new, psi_new, phi_new), trials = _line_search(grad_and_value, x, (v, z, psi, phi), d,
+                                                                           slope, ~active, max_backtracks)
+        n_eval += trials
         stalled |= ~accepted
         g_new = z_new - x
         s, y = v_new - v, g_new - g
@@ -104,12 +107,12 @@ def invert_gradient(
         pairs = (pairs + [(s, y, rho)])[-history:]
         scale = torch.where(good, sy / _dot(y, y).clamp_min(1e-30), scale)
         v, z, psi, phi, g = v_new, z_new, psi_new, phi_new, g_new
-    return Inversion(v, z, psi, rms(z - x), n_iter)
+    return Inversion(v, z, psi, rms(z - x), n_iter, n_eval)
 
 
 def _line_search(grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], x: Tensor,
                  point: tuple[Tensor, Tensor, Tensor, Tensor], d: Tensor, slope: Tensor, done: Tensor,
-                 max_backtracks: int) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor]]:
+                 max_backtracks: int) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor, Tensor], int]:
     """Backtracking from ``point`` = (v, z, psi, phi) along d, per image, step 1 first (with H = I
     it is v + (x - f(v))). A step a is accepted when
 
@@ -120,11 +123,12 @@ def _line_search(grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor
     the second for the last iterations, where phi's decrease is under its rounding error and only
     the gradient still resolves progress (for a quadratic both say a <= 2 (1 - c) a*). A rejected
     step a is replaced by the zero of the secant of phi' on [0, a], kept in [a / 10, a / 2].
-    Images in ``done`` keep their point and are never evaluated. Returns (accepted, the new point)."""
+    Images in ``done`` keep their point and are never evaluated. Returns (accepted, the new point,
+    the number of trials: batched evaluations)."""
     v, phi = point[0], point[3]
     new = [t.clone() for t in point]
     accepted, step = done.clone(), torch.ones_like(phi, dtype=v.dtype)
-    for _ in range(max_backtracks):
+    for trials in range(1, max_backtracks + 1):
         rows = (~accepted).nonzero().squeeze(1)
         a, s0 = step[rows], slope[rows]
         trial = v[rows] + _bcast(a, v) * d[rows]
@@ -143,4 +147,4 @@ def _line_search(grad_and_value: Callable[[Tensor, Tensor], tuple[Tensor, Tensor
         curved = slope_t > s0  # phi' grew along d: the secant through (0, s0), (a, slope_t) has a zero
         secant = torch.where(curved, a * s0 / (s0 - slope_t).clamp_max(-1e-30), a / 2)
         step[rows] = torch.minimum(torch.maximum(secant, a / 10), a / 2)
-    return accepted, tuple(new)
+    return accepted, tuple(new), trials

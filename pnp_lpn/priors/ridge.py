@@ -193,7 +193,7 @@ class RidgePrior(ProxPrior):
 
         Returns z, R(z) (B,), ``w`` = z (the warm start of a next solve), the RMS gradient
         norm of E at z (``residual``), the certified RMS distance to the exact minimiser
-        ``error_bound`` = residual / m, and the L-BFGS iteration count.
+        ``error_bound`` = residual / m, the L-BFGS iteration count and its evaluations of grad E.
         """
         tol = self.inner_tol if tol is None else tol
         max_iter = self.inner_max_iter if max_iter is None else max_iter
@@ -217,7 +217,7 @@ class RidgePrior(ProxPrior):
         else:  # the solver's last E(z) less the data term: no further evaluation
             reg = inv.psi - 0.5 * (z - yd).flatten(1).pow(2).sum(1, dtype=torch.float64)
         return ScaledProx(z, reg.to(y.dtype), inv.v, inv.residual, inv.n_iter,
-                          error_bound=inv.residual / frozen.modulus)
+                          error_bound=inv.residual / frozen.modulus, n_eval=inv.n_eval)
 
     def _implicit_output(self, z_star: Tensor, y: Tensor, parts: RidgeParts, frozen: RidgeParts,
                          cg_tol: float) -> Tensor:
