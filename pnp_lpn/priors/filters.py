@@ -124,7 +124,7 @@ class BankKernels:
             zf, spec, size = self._forward(x, i)
             # inverted filter by filter: the inverse real FFT copies its input, and one filter's copy is
             # small enough to come from the allocator's free lists (docs/benchmarks.md, ridge prox speed)
-            out.append(torch.cat([torch.fft.irfft2(_filtered(zf, spec[f]), s=size) for f in range(spec.shape[0])], 1))
+            out.append(torch.cat([_response(zf, spec[f], size) for f in range(spec.shape[0])], 1))
         return out
 
     def adjoint(self, gs: list[Tensor], size: tuple[int, int]) -> Tensor:
@@ -147,7 +147,7 @@ class BankKernels:
             zf, spec, size = self._forward(x, i)
             acc = 0.0
             for f in range(spec.shape[0]):
-                g = torch.fft.rfft2(fn(i, f, torch.fft.irfft2(_filtered(zf, spec[f]), s=size)))
+                g = torch.fft.rfft2(fn(i, f, _response(zf, spec[f], size)))
                 acc = acc + g * spec[f].conj()
             total = total + self._backward(i, acc, x.shape[-2:])
         return total
@@ -172,11 +172,11 @@ class BankKernels:
         return z
 
 
-def _filtered(zf: Tensor, spec: Tensor) -> Tensor:
-    """The spectrum (B, 1, ...) of one filter's response: zf (B, C, ...) times its spectrum (C, ...),
-    summed over the channels."""
+def _response(zf: Tensor, spec: Tensor, size: tuple[int, int]) -> Tensor:
+    """One filter's response (B, 1, *size) on the torus: the inverse FFT of zf (B, C, ...) times the
+    filter's spectrum (C, ...), summed over the channels."""
     out = zf * spec
-    return out if out.shape[1] == 1 else out.sum(1, keepdim=True)
+    return torch.fft.irfft2(out if out.shape[1] == 1 else out.sum(1, keepdim=True), s=size)
 
 
 def symmetric_extension(z: Tensor) -> Tensor:

@@ -84,10 +84,6 @@ class SplineProfiles(nn.Module):
         first = phi[:, :1] - self.h * c[:, :1]  # phi at the anchor -T - h of interval 0
         return (torch.cat([zero, a, zero], 1), torch.cat([c[:, :1], c], 1), torch.cat([first, phi], 1))
 
-    def max_curvature(self) -> Tensor:
-        """max_i,t phi_i''(t) (>= 0), a bound used for step sizes."""
-        return self.slopes().max().clamp_min(0)
-
     def evaluate(self, u: Tensor, order: tuple[int, ...] = (0, 1), first: int = 0,
                  tables: Tables | None = None) -> dict[int, Tensor]:
         """phi^(d)(u) for d in ``order`` (0: phi, 1: phi', 2: phi''), u of shape (B, n', ...)
