@@ -65,7 +65,10 @@ def methods(priors: list[str], skip_slow: bool) -> dict:
         def run(y, s, prior=prior):
             slow = not prior.conditional and prior.sigma_train is not None and s < prior.sigma_train
             return None if (slow and skip_slow) else prior.denoise(y, s)
-        table[Path(spec).stem if Path(spec).exists() else spec] = run
+        label = str(Path(spec).with_suffix("")) if Path(spec).exists() else spec  # runs/a/prior, runs/b/prior
+        if label in table:
+            raise SystemExit(f"--priors names {spec!r} twice")
+        table[label] = run
     return table
 
 
