@@ -60,12 +60,13 @@ def methods(priors: list[str], skip_slow: bool) -> dict:
     table = {"bm3d": lambda y, s: BM3D()(y, s),
              "dncnn": lambda y, s: DnCNN.for_sigma(s)(y, s)}
     for spec in priors:
-        prior = pl.load_pretrained(spec) if not Path(spec).exists() else pl.load_prior(spec)
+        is_file = Path(spec).exists()
+        prior = pl.load_prior(spec) if is_file else pl.load_pretrained(spec)
 
         def run(y, s, prior=prior):
             slow = not prior.conditional and prior.sigma_train is not None and s < prior.sigma_train
             return None if (slow and skip_slow) else prior.denoise(y, s)
-        label = str(Path(spec).with_suffix("")) if Path(spec).exists() else spec  # runs/a/prior, runs/b/prior
+        label = str(Path(spec).with_suffix("")) if is_file else spec  # runs/a/prior, runs/b/prior
         if label in table:
             raise SystemExit(f"--priors names {spec!r} twice")
         table[label] = run
