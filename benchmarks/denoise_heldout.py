@@ -6,8 +6,8 @@
 Test photos: the grey versions of the sporco and mahotas photos (in no training set but
 ``natural-gray-extra``), scikit-image's ``stereo_motorcycle`` (left view), and three photos from the
 gradio and glymur wheels (a cheetah, the Eiffel tower at dusk, a glass of beer; in no training set),
-centre crops of ``--size``; model selection used other photos (``coins``, ``chelsea``). Noise is seeded per (photo, sigma), the
-same for every method. Rows: ``bm3d`` (given the true sigma), ``dncnn`` (scico's blind 17-layer
+centre crops of ``--size``; model selection used other photos (``coins``, ``chelsea``). Noise is
+seeded per (photo, sigma), the same for every method. Rows: ``bm3d`` (given the true sigma), ``dncnn`` (scico's blind 17-layer
 DnCNN closest to sigma), and every prior's ``denoise(y, sigma)``; an LPN's MAP denoiser below its
 training level costs ~75 prox calls per image, so ``--skip-slow`` leaves those cells empty.
 Also prints the wall time of one call per method at 256^2 relative to an LPN prox (``--timing``).
