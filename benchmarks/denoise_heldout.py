@@ -27,10 +27,9 @@ import torch
 
 import pnp_lpn as pl
 from pnp_lpn.metrics import psnr
-from pnp_lpn.training.datasets import MAHOTAS_COLOR, SPORCO_COLOR, _load_packaged, _to_tensor
+from pnp_lpn.training.datasets import EXTRA_PACKAGED, _load_packaged, _to_tensor
 
-PHOTOS = [("sporco", ("data",), n) for n in SPORCO_COLOR] + [
-    ("mahotas", ("demos", "data"), n) for n in MAHOTAS_COLOR]
+PHOTOS = [(pkg, folder, n) for pkg, folder, names in EXTRA_PACKAGED for n in names]
 #: photos after stereo_motorcycle (appended, so the first eight keep their noise seeds)
 MORE_PHOTOS = [("gradio", ("media_assets", "images"), "cheetah.jpg"),
                ("gradio", ("media_assets", "images"), "tower.jpg"), ("glymur", ("data",), "goodstuff.j2k")]

